@@ -1,0 +1,224 @@
+//! Messages for YAML that does not have the shape of a config: a list where text is expected,
+//! an unknown boolean, a key given twice. serde-saphyr reports these in terms of its own
+//! parser, so this module names the key and the value as written, and states what to write.
+
+use super::Problem;
+use super::source::{flow_depth, flow_value, key_before};
+
+/// Returns the form a key expects, as written in a message after "write".
+fn expected_form(key: &str) -> Option<&'static str> {
+    let form = match key {
+        "apis" => {
+            "a list of APIs, each with name, base_url and endpoints, as in examples/ratewatch.yml"
+        }
+        "endpoints" => "a list of endpoints, each with name and path",
+        "global" => "a mapping of defaults such as { probe_share: 10%, interval: 30s }",
+        "expect" => "a list of status codes or ranges such as [200, 204] or [2xx]",
+        "rate_limit" => "a limit such as 100/hour or a list such as [100/hour, 1000/day]",
+        "interval" | "timeout" | "retry_after_ceiling" => "a duration such as 30s, 5m or 1h30m",
+        "degraded_after" => "a duration such as 2s or 1500ms",
+        "follow_redirects" => "true or false",
+        "headers" => "a mapping of header names to values, such as { Accept: application/json }",
+        "auth" => "a mapping such as { bearer: { env: API_TOKEN } }",
+        "bearer" => "a secret reference such as { env: API_TOKEN } or { file: /run/secrets/token }",
+        "credit" => "a mapping such as { json_path: $.credit }",
+        "probe_share" => "a percentage such as 10% or a fraction such as 0.1",
+        "body_limit" => "a size such as 1MiB, 64KiB or 4096",
+        "rate_limit_reset" => "one of auto, seconds, unix or http_date",
+        "name" | "base_url" | "path" | "method" | "body" | "json_path" => "text",
+        _ => return None,
+    };
+    Some(form)
+}
+
+/// Keys whose values are echoed in messages. Other keys are header names, whose values may be
+/// credentials.
+fn echoes_value(key: &str) -> bool {
+    expected_form(key).is_some() && !matches!(key, "headers" | "auth" | "bearer" | "body")
+}
+
+/// Rewrites a problem that serde-saphyr reported in `text` into one that names the key and
+/// states what to write. Problems it does not recognise are returned unchanged.
+pub(super) fn explain(text: &str, problem: Problem) -> Problem {
+    if is_empty_document(text) {
+        return Problem {
+            line: 1,
+            column: 1,
+            message:
+                "config file is empty; start from examples/ratewatch.yml, which lists every key"
+                    .to_owned(),
+        };
+    }
+    let original = problem.message.as_str();
+    let message = if let Some(rest) = original.strip_prefix("duplicate mapping key: ") {
+        let key = rest.split(',').next().unwrap_or(rest).trim();
+        format!("key {key} is given twice in one mapping; keep one of them")
+    } else if let Some(rest) = original.strip_prefix("missing field `") {
+        let key = rest.trim_end_matches('`');
+        match expected_form(key) {
+            Some(form) => format!("missing key {key}; add it with {form}"),
+            None => format!("missing key {key}; add it"),
+        }
+    } else if let Some(rest) = original.strip_prefix("unknown field `") {
+        unknown_key_message(original, rest)
+    } else if original == "unexpected end of input" {
+        "the file ends inside a value; close every open bracket, brace and quote".to_owned()
+    } else if original.starts_with("tabs disallowed") {
+        format!("{original}; indent with spaces, because YAML does not allow tabs here")
+    } else if original == "unclosed quote" {
+        "unclosed quote: the quote that opens here has no closing quote; close it".to_owned()
+    } else if original.contains("did not find expected key")
+        || original.contains("mapping values are not allowed")
+    {
+        format!(
+            "{original}; check the indentation of this line against the lines above it, as in examples/ratewatch.yml"
+        )
+    } else if is_shape_error(original) {
+        shape_message(text, &problem, original)
+    } else {
+        return problem;
+    };
+    Problem { message, ..problem }
+}
+
+/// Rewrites serde's "unknown field `KEY`, expected one of A, B" (`rest` is what follows the
+/// first backtick) to name the key, suggest the valid key it is closest to, and list the
+/// valid keys.
+fn unknown_key_message(original: &str, rest: &str) -> String {
+    let Some((key, after)) = rest.rsplit_once("`, expected ") else {
+        return original.to_owned();
+    };
+    let after = format!("expected {after}");
+
+    let valid: Vec<&str> = after
+        .strip_prefix("expected one of ")
+        .or_else(|| after.strip_prefix("expected "))
+        .map(|list| list.split(", ").map(|k| k.trim_matches('`')).collect())
+        .unwrap_or_default();
+    let list = valid.join(", ");
+
+    // A key with a space in it is most often a key and its value with the colon missing, such
+    // as `bearer sk-...`. The value may be a secret, so the key is not echoed.
+    if key.contains(char::is_whitespace) {
+        let first = key.split_whitespace().next().unwrap_or_default();
+        return match valid.iter().find(|v| **v == first) {
+            Some(valid_key) => {
+                let form = expected_form(valid_key).unwrap_or("its value");
+                format!(
+                    "unknown key with a space in it: is the colon missing after {valid_key}? Write {valid_key}: followed by {form}"
+                )
+            }
+            None => format!(
+                "unknown key with a space in it: is a colon missing? Valid keys here: {list}"
+            ),
+        };
+    }
+
+    if valid.is_empty() {
+        return format!("unknown key {key}; remove it");
+    }
+    // Two edits at most catch a typo or a swapped pair of letters. The similarity bound of 0.7
+    // keeps a short key from being offered for another short key, such as path for auth.
+    let closest = valid
+        .iter()
+        .filter(|candidate| strsim::normalized_damerau_levenshtein(key, candidate) >= 0.7)
+        .map(|candidate| (strsim::damerau_levenshtein(key, candidate), *candidate))
+        .filter(|&(distance, _)| distance <= 2)
+        .min();
+
+    match closest {
+        Some((_, suggestion)) => {
+            format!("unknown key {key}; did you mean {suggestion}? Valid keys here: {list}")
+        }
+        None => format!("unknown key {key}; valid keys here: {list}"),
+    }
+}
+
+/// Reports whether serde-saphyr's message states that a value has the wrong shape or type.
+/// An unknown variant counts as one, because serde reads a literal secret written where a
+/// secret reference belongs as the name of a variant, and its message would echo the secret.
+fn is_shape_error(message: &str) -> bool {
+    message.starts_with("expected ")
+        || message.starts_with("invalid boolean")
+        || message.starts_with("invalid type")
+        || message.starts_with("unknown variant")
+        || message.starts_with("externally tagged enum")
+        || message.starts_with("data did not match any variant of untagged enum")
+}
+
+/// Returns serde-saphyr's `message` without the value it quotes, for a position where no key
+/// is found, because the value may be a secret.
+pub(super) fn without_value(message: &str) -> String {
+    match message
+        .strip_prefix("unknown variant `")
+        .and_then(|rest| rest.rsplit_once("`, "))
+    {
+        // The variants of a secret reference.
+        Some((_, "expected one of env, file")) => {
+            "invalid secret reference: write one such as { env: API_TOKEN } or { file: /run/secrets/token }, never the secret itself".to_owned()
+        }
+        Some((_, expected)) => format!("invalid value, {expected}"),
+        None => message.to_owned(),
+    }
+}
+
+fn shape_message(text: &str, problem: &Problem, original: &str) -> String {
+    let (key, value) = key_and_value(text, problem.line, problem.column);
+    let Some(key) = key else {
+        return format!(
+            "{}; compare the layout with examples/ratewatch.yml",
+            without_value(original)
+        );
+    };
+    if original.ends_with("untagged enum HeaderSource") || expected_form(&key).is_none() {
+        return format!(
+            "invalid value for header {key}: write text, or a secret reference such as {{ env: API_TOKEN }} or {{ file: /run/secrets/token }}"
+        );
+    }
+    let form = expected_form(&key).unwrap_or("a value as in examples/ratewatch.yml");
+    match value {
+        Some(value) if echoes_value(&key) => format!("invalid {key} {value:?}: write {form}"),
+        _ => format!("invalid {key}: write {form}"),
+    }
+}
+
+/// Finds the key whose value starts at or contains the 1-based `line` and `column`, and the
+/// value as written on that line.
+///
+/// NOTE: the key is read from the source line, so a value that starts on a later line than its
+/// key, such as a block list, is reported without a key name.
+fn key_and_value(text: &str, line: u64, column: u64) -> (Option<String>, Option<String>) {
+    let Some(source) = usize::try_from(line)
+        .ok()
+        .and_then(|line| line.checked_sub(1))
+        .and_then(|index| text.lines().nth(index))
+    else {
+        return (None, None);
+    };
+    let split = usize::try_from(column)
+        .unwrap_or(0)
+        .saturating_sub(1)
+        .min(source.len());
+    let split = (0..=split)
+        .rev()
+        .find(|&i| source.is_char_boundary(i))
+        .unwrap_or(0);
+    let (before, after) = source.split_at(split);
+    let key = key_before(before);
+
+    let mut value = after.split(" #").next().unwrap_or(after).trim();
+    if flow_depth(before) > 0 {
+        value = flow_value(value);
+    }
+    let value = (!value.is_empty()).then(|| value.to_owned());
+    (key, value)
+}
+
+/// Reports whether `text` contains no YAML content: only blank lines, comments and document
+/// markers.
+fn is_empty_document(text: &str) -> bool {
+    text.lines().all(|line| {
+        let line = line.trim();
+        line.is_empty() || line.starts_with('#') || line == "---" || line == "..."
+    })
+}

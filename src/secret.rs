@@ -1,0 +1,233 @@
+//! Secrets given by reference: an environment variable or a file, resolved once at load.
+//!
+//! A [`Secret`] never prints its value: `Debug` and `Display` both show `<redacted>`, so a
+//! secret cannot reach a log line, a metric or an error message by accident.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The longest secret file read. A token or cookie is far smaller; a larger file is almost
+/// certainly the wrong file.
+pub const MAX_SECRET_FILE_BYTES: u64 = 64 * 1024;
+
+/// A reference to a secret, as written in the config.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum SecretRef {
+    /// The value of an environment variable.
+    Env(String),
+    /// The contents of a file, without one trailing newline.
+    File(PathBuf),
+}
+
+/// A resolved secret value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a value that must never be printed.
+    #[must_use]
+    pub fn new(value: String) -> Secret {
+        Secret(value)
+    }
+
+    /// Returns the value, for building a request header and nothing else.
+    #[must_use]
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// A secret that could not be resolved. Messages name the variable or file, never a value.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    /// The environment variable is not set.
+    #[error("environment variable {0} is not set; export it before starting ratewatch")]
+    EnvMissing(String),
+    /// The environment variable is set but empty or not UTF-8.
+    #[error("environment variable {0} is empty or not valid UTF-8; set it to the secret value")]
+    EnvInvalid(String),
+    /// The file could not be read.
+    #[error("cannot read secret file {path}: {kind}; check the path and its permissions")]
+    File {
+        /// The file named in the config.
+        path: PathBuf,
+        /// The I/O error kind (not its message, which may quote file contents on some systems).
+        kind: std::io::ErrorKind,
+    },
+    /// The file is empty, too large or not UTF-8.
+    #[error(
+        "secret file {path} is {problem}; it must hold the secret as UTF-8 text of at most 64 KiB"
+    )]
+    FileInvalid {
+        /// The file named in the config.
+        path: PathBuf,
+        /// What is wrong with the contents.
+        problem: &'static str,
+    },
+    /// The value contains characters that cannot go into an HTTP header.
+    #[error(
+        "secret from {0} contains a control character or newline, so it cannot be sent in an HTTP header"
+    )]
+    NotHeaderSafe(String),
+}
+
+/// The source of secrets. The daemon reads the process environment; `demo` and tests add
+/// values on top without touching the environment.
+#[derive(Clone, Debug, Default)]
+pub struct SecretSource {
+    overlay: HashMap<String, Secret>,
+}
+
+impl SecretSource {
+    /// Returns a source that reads the process environment and files only.
+    #[must_use]
+    pub fn from_env() -> SecretSource {
+        SecretSource::default()
+    }
+
+    /// Adds a value used when the environment variable `name` is not set.
+    #[must_use]
+    pub fn with_fallback(mut self, name: &str, value: &str) -> SecretSource {
+        self.overlay
+            .insert(name.to_owned(), Secret::new(value.to_owned()));
+        self
+    }
+
+    /// Resolves one reference.
+    pub fn resolve(&self, reference: &SecretRef) -> Result<Secret, SecretError> {
+        let (value, origin) = match reference {
+            SecretRef::Env(name) => (self.read_env(name)?, format!("environment variable {name}")),
+            SecretRef::File(path) => (read_file(path)?, format!("file {}", path.display())),
+        };
+        if value
+            .expose()
+            .bytes()
+            .any(|b| b.is_ascii_control() && b != b'\t')
+        {
+            return Err(SecretError::NotHeaderSafe(origin));
+        }
+        Ok(value)
+    }
+
+    fn read_env(&self, name: &str) -> Result<Secret, SecretError> {
+        match std::env::var(name) {
+            Ok(value) if !value.is_empty() => Ok(Secret::new(value)),
+            Ok(_) | Err(std::env::VarError::NotUnicode(_)) => {
+                Err(SecretError::EnvInvalid(name.to_owned()))
+            }
+            Err(std::env::VarError::NotPresent) => self
+                .overlay
+                .get(name)
+                .cloned()
+                .ok_or_else(|| SecretError::EnvMissing(name.to_owned())),
+        }
+    }
+}
+
+fn read_file(path: &Path) -> Result<Secret, SecretError> {
+    let invalid = |problem| SecretError::FileInvalid {
+        path: path.to_owned(),
+        problem,
+    };
+    let io_error = |e: std::io::Error| SecretError::File {
+        path: path.to_owned(),
+        kind: e.kind(),
+    };
+    let size = std::fs::metadata(path).map_err(io_error)?.len();
+    if size > MAX_SECRET_FILE_BYTES {
+        return Err(invalid("larger than 64 KiB"));
+    }
+    let bytes = std::fs::read(path).map_err(io_error)?;
+    let text = String::from_utf8(bytes).map_err(|_| invalid("not valid UTF-8"))?;
+    let value = text
+        .strip_suffix("\r\n")
+        .or_else(|| text.strip_suffix('\n'))
+        .unwrap_or(&text);
+    if value.is_empty() {
+        return Err(invalid("empty"));
+    }
+    Ok(Secret::new(value.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn secret_never_prints_its_value() {
+        let secret = Secret::new("hunter2".to_owned());
+        assert_eq!(format!("{secret}"), "<redacted>");
+        assert_eq!(format!("{secret:?}"), "<redacted>");
+        assert_eq!(secret.expose(), "hunter2");
+    }
+
+    #[test]
+    fn file_secret_drops_one_trailing_newline() {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        file.write_all(b"token-value\n").unwrap();
+        let source = SecretSource::from_env();
+        let secret = source
+            .resolve(&SecretRef::File(file.path().to_owned()))
+            .unwrap();
+        assert_eq!(secret.expose(), "token-value");
+    }
+
+    #[test]
+    fn file_secret_errors_name_the_path_only() {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        file.write_all(b"line-one\nline-two-secret\n").unwrap();
+        let err = SecretSource::from_env()
+            .resolve(&SecretRef::File(file.path().to_owned()))
+            .unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message.contains("control character or newline"),
+            "{message}"
+        );
+        assert!(!message.contains("line-two-secret"), "{message}");
+
+        let missing = SecretRef::File("/nonexistent/ratewatch-secret".into());
+        let message = SecretSource::from_env()
+            .resolve(&missing)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("/nonexistent/ratewatch-secret"),
+            "{message}"
+        );
+        assert!(
+            message.contains("NotFound") || message.contains("not found"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn env_secret_falls_back_to_overlay_only_when_unset() {
+        let name = "RATEWATCH_TEST_SECRET_THAT_IS_NEVER_SET";
+        let source = SecretSource::from_env().with_fallback(name, "overlay-value");
+        let secret = source.resolve(&SecretRef::Env(name.to_owned())).unwrap();
+        assert_eq!(secret.expose(), "overlay-value");
+
+        let err = SecretSource::from_env()
+            .resolve(&SecretRef::Env(name.to_owned()))
+            .unwrap_err();
+        assert!(err.to_string().contains(name));
+    }
+}

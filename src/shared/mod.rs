@@ -1,0 +1,374 @@
+//! The probe budget shared by several replicas through Redis.
+//!
+//! Replicas that probe the same account debit one budget per endpoint, kept in Redis as a
+//! sorted set of debit times at `{prefix}:budget:{endpoint_key}`. A Lua script checks every
+//! window and records the debit in one atomic step, using the Redis server's clock, so
+//! replicas with skewed clocks agree and their combined probes never exceed any window's
+//! budget. As in [`crate::ledger`], a debit counts from the end of its probe
+//! ([`SharedBudget::settle`]): the API receives a request before its response arrives, so
+//! no two debits in one window can reach the API less than a window apart. Until it is
+//! settled, a debit counts from one probe timeout after it was granted, the latest its probe
+//! could end, so a replica killed mid-probe never frees budget early. Grid slots are claimed
+//! at `{prefix}:slot:{endpoint_key}:{slot}`, so one replica probes each slot.
+//!
+//! Every call is bounded by the timeout given to [`SharedBudget::connect`]. An unreachable
+//! server is an error, and the connection is re-established on a later call once the server
+//! responds again.
+
+mod redact;
+
+use std::fmt;
+use std::future::Future;
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{RedisError, Script};
+
+use crate::plan::WindowBudget;
+use redact::RedactedUrl;
+
+/// The debit script; see `debit.lua` for its arguments and replies.
+static DEBIT_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("debit.lua")));
+/// The settle script; see `settle.lua`.
+static SETTLE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("settle.lua")));
+
+/// A failed call to the budget store. Messages show the URL with its credentials replaced by
+/// `xxxxx`, and never a password.
+#[derive(Debug, thiserror::Error)]
+pub enum SharedError {
+    /// The URL is not one the Redis client accepts.
+    #[error(
+        "invalid budget store URL {url}: {reason}; expected redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] in --storage.redis-url or RATEWATCH_REDIS_URL"
+    )]
+    InvalidUrl {
+        /// The URL, redacted.
+        url: String,
+        /// The client's reason for rejecting it.
+        reason: String,
+    },
+    /// The server did not respond within the timeout.
+    #[error(
+        "budget store {url}: {operation} timed out after {}; check that redis is running and reachable",
+        humantime::format_duration(*.timeout)
+    )]
+    Timeout {
+        /// The URL, redacted.
+        url: String,
+        /// The call that timed out: `connect`, `debit`, `settle`, `claim_slot` or `ping`.
+        operation: &'static str,
+        /// The timeout given to [`SharedBudget::connect`].
+        timeout: Duration,
+    },
+    /// The connection failed or the server returned an error.
+    #[error("budget store {url}: {operation} failed: {reason}")]
+    Redis {
+        /// The URL, redacted.
+        url: String,
+        /// The call that failed: `connect`, `debit`, `settle`, `claim_slot` or `ping`.
+        operation: &'static str,
+        /// The client's error message, with any password removed.
+        reason: String,
+    },
+    /// The debit script returned something other than `[granted, microseconds]`.
+    #[error(
+        "budget store {url}: the debit script returned {reply:?}, expected [0 or 1, microseconds]; \
+         another program may be writing to key {key}"
+    )]
+    UnexpectedReply {
+        /// The URL, redacted.
+        url: String,
+        /// The budget key that was debited.
+        key: String,
+        /// The reply as received.
+        reply: Vec<i64>,
+    },
+}
+
+/// The outcome of one debit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Debit {
+    /// The debit was recorded; the caller may send one request.
+    Granted {
+        /// The Redis server's time of the debit, in milliseconds since the Unix epoch.
+        at_ms: u64,
+        /// The member the debit was recorded under, for [`SharedBudget::settle`].
+        id: DebitId,
+    },
+    /// Some window is full, so nothing was recorded.
+    Denied {
+        /// How long until the oldest blocking debit leaves its window, at most the longest
+        /// window. Other replicas may take the room first.
+        ready_in: Duration,
+    },
+}
+
+/// The member a debit was recorded under: the server time in microseconds and a suffix that
+/// tells apart debits of the same microsecond.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DebitId {
+    micros: u64,
+    suffix: u64,
+}
+
+impl DebitId {
+    fn member(self) -> String {
+        if self.suffix == 0 {
+            self.micros.to_string()
+        } else {
+            format!("{}-{}", self.micros, self.suffix)
+        }
+    }
+}
+
+/// A connection to the shared budget store. Clones share one connection.
+#[derive(Clone)]
+pub struct SharedBudget {
+    connection: ConnectionManager,
+    url: Arc<RedactedUrl>,
+    prefix: Arc<str>,
+    timeout: Duration,
+}
+
+impl fmt::Debug for SharedBudget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SharedBudget")
+            .field("url", &self.url.as_str())
+            .field("prefix", &self.prefix)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SharedBudget {
+    /// Connects to the Redis server at `url` (`redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]`
+    /// or `redis+unix:///PATH`). Every key starts with `prefix:`. This call and every later
+    /// one fail with [`SharedError::Timeout`] after `timeout`.
+    ///
+    /// An unreachable server is an error here. After a successful connect, a lost connection
+    /// is re-established by later calls, one attempt per call.
+    pub async fn connect(
+        url: &str,
+        prefix: &str,
+        timeout: Duration,
+    ) -> Result<SharedBudget, SharedError> {
+        let redacted = Arc::new(RedactedUrl::new(url));
+        let client = redis::Client::open(url).map_err(|e| SharedError::InvalidUrl {
+            url: redacted.as_str().to_owned(),
+            reason: redacted.scrub(&e.to_string()),
+        })?;
+        // The client's default backoff (redis 0.32.7 with backon 1.6) waits at least 1s, then
+        // at least 60s, between reconnection attempts. With no retries each failed attempt ends at once,
+        // and the next call starts a new one, so a restarted server is found on the next call.
+        let config = ConnectionManagerConfig::new()
+            .set_number_of_retries(0)
+            .set_connection_timeout(timeout)
+            .set_response_timeout(timeout);
+        let connect = ConnectionManager::new_with_config(client, config);
+        let connection = bounded(&redacted, timeout, "connect", connect).await?;
+        Ok(SharedBudget {
+            connection,
+            url: redacted,
+            prefix: Arc::from(prefix),
+            timeout,
+        })
+    }
+
+    /// Debits one request from `endpoint_key`'s budget if every window has room.
+    ///
+    /// In one atomic script, with the Redis server's clock as `now`: for each window, counts
+    /// the endpoint's debits scored after `now - window`. If any window contains its budget
+    /// already, returns [`Debit::Denied`] with the wait until the oldest blocking debit
+    /// leaves. Otherwise records a debit scored `now + pending` and returns
+    /// [`Debit::Granted`]: until [`SharedBudget::settle`] moves it to the probe's real end,
+    /// the debit counts as if the probe ran for all of `pending`, its timeout. The key
+    /// expires after the longest window plus `pending`. With no windows every debit is
+    /// granted and nothing is stored.
+    ///
+    /// NOTE: a debit that times out here may still run on the server later, for example
+    /// after the server was paused. It then spends budget without a probe, which errs
+    /// towards fewer probes, never more.
+    pub async fn debit(
+        &self,
+        endpoint_key: &str,
+        windows: &[WindowBudget],
+        pending: Duration,
+    ) -> Result<Debit, SharedError> {
+        let key = self.budget_key(endpoint_key);
+        let mut invocation = DEBIT_SCRIPT.key(&key);
+        invocation.arg(u64::try_from(pending.as_micros()).unwrap_or(u64::MAX));
+        for window in windows {
+            let span = window.limit.window;
+            let span_micros = u64::try_from(span.as_micros()).unwrap_or(u64::MAX);
+            invocation.arg(span_micros).arg(window.budget);
+        }
+        let mut connection = self.connection.clone();
+        let reply: Vec<i64> = self
+            .call("debit", invocation.invoke_async(&mut connection))
+            .await?;
+        match reply[..] {
+            [1, micros, suffix] if micros >= 0 && suffix >= 0 => Ok(Debit::Granted {
+                at_ms: micros.unsigned_abs() / 1000,
+                id: DebitId {
+                    micros: micros.unsigned_abs(),
+                    suffix: suffix.unsigned_abs(),
+                },
+            }),
+            [0, micros] if micros > 0 => Ok(Debit::Denied {
+                ready_in: Duration::from_micros(micros.unsigned_abs()),
+            }),
+            _ => Err(SharedError::UnexpectedReply {
+                url: self.url.as_str().to_owned(),
+                key,
+                reply,
+            }),
+        }
+    }
+
+    /// Moves the debit `id` of `endpoint_key` to the server's current time, once the probe it
+    /// paid for has ended. `windows` and `pending` are the same as for the debit.
+    pub async fn settle(
+        &self,
+        endpoint_key: &str,
+        id: DebitId,
+        windows: &[WindowBudget],
+        pending: Duration,
+    ) -> Result<(), SharedError> {
+        let key = self.budget_key(endpoint_key);
+        let longest = windows
+            .iter()
+            .map(|w| w.limit.window)
+            .max()
+            .unwrap_or_default()
+            .saturating_add(pending);
+        let expiry_ms = u64::try_from(longest.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let mut invocation = SETTLE_SCRIPT.key(&key);
+        invocation.arg(id.member()).arg(expiry_ms);
+        let mut connection = self.connection.clone();
+        let _: i64 = self
+            .call("settle", invocation.invoke_async(&mut connection))
+            .await?;
+        Ok(())
+    }
+
+    /// Claims grid slot `slot` of `endpoint_key` for `ttl` (`SET NX PX`). Returns true for
+    /// exactly one caller per slot until the claim expires. A `ttl` below a millisecond
+    /// counts as one millisecond.
+    pub async fn claim_slot(
+        &self,
+        endpoint_key: &str,
+        slot: u64,
+        ttl: Duration,
+    ) -> Result<bool, SharedError> {
+        let key = format!("{}:slot:{endpoint_key}:{slot}", self.prefix);
+        let ttl_ms = u64::try_from(ttl.as_micros().div_ceil(1000))
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let mut command = redis::cmd("SET");
+        command.arg(&key).arg(1).arg("NX").arg("PX").arg(ttl_ms);
+        let mut connection = self.connection.clone();
+        let reply: Option<String> = self
+            .call("claim_slot", command.query_async(&mut connection))
+            .await?;
+        Ok(reply.is_some())
+    }
+
+    /// Sends `PING` and waits for the reply, for readiness checks.
+    pub async fn ping(&self) -> Result<(), SharedError> {
+        let mut connection = self.connection.clone();
+        let command = redis::cmd("PING");
+        let _: String = self
+            .call("ping", command.query_async(&mut connection))
+            .await?;
+        Ok(())
+    }
+
+    /// Returns the Redis key of `endpoint_key`'s budget.
+    #[must_use]
+    pub fn budget_key(&self, endpoint_key: &str) -> String {
+        format!("{}:budget:{endpoint_key}", self.prefix)
+    }
+
+    async fn call<T>(
+        &self,
+        operation: &'static str,
+        request: impl Future<Output = Result<T, RedisError>>,
+    ) -> Result<T, SharedError> {
+        bounded(&self.url, self.timeout, operation, request).await
+    }
+}
+
+/// Awaits `request` for at most `timeout`, mapping both failures to [`SharedError`].
+async fn bounded<T>(
+    url: &RedactedUrl,
+    timeout: Duration,
+    operation: &'static str,
+    request: impl Future<Output = Result<T, RedisError>>,
+) -> Result<T, SharedError> {
+    match tokio::time::timeout(timeout, request).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(SharedError::Redis {
+            url: url.as_str().to_owned(),
+            operation,
+            reason: url.scrub(&e.to_string()),
+        }),
+        Err(_) => Err(SharedError::Timeout {
+            url: url.as_str().to_owned(),
+            operation,
+            timeout,
+        }),
+    }
+}
+
+/// A shared budget that connects on first use and again after a failed connect, so a daemon
+/// started while Redis is down serves metrics, reports not ready, and starts probing once
+/// Redis is back.
+pub struct LazyBudget {
+    url: String,
+    prefix: String,
+    timeout: Duration,
+    connection: tokio::sync::Mutex<Option<SharedBudget>>,
+}
+
+impl fmt::Debug for LazyBudget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LazyBudget")
+            .field("url", &RedactedUrl::new(&self.url).as_str())
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LazyBudget {
+    /// Returns a budget that connects to `url` when first used. A URL the Redis client cannot
+    /// parse is an error at once, so a typo stops the daemon at start-up instead of failing
+    /// every probe slot.
+    pub fn new(url: &str, prefix: &str, timeout: Duration) -> Result<LazyBudget, SharedError> {
+        if let Err(error) = redis::Client::open(url) {
+            let redacted = RedactedUrl::new(url);
+            return Err(SharedError::InvalidUrl {
+                url: redacted.as_str().to_owned(),
+                reason: redacted.scrub(&error.to_string()),
+            });
+        }
+        Ok(LazyBudget {
+            url: url.to_owned(),
+            prefix: prefix.to_owned(),
+            timeout,
+            connection: tokio::sync::Mutex::new(None),
+        })
+    }
+
+    /// Returns the connection, connecting first if there is none yet.
+    pub async fn get(&self) -> Result<SharedBudget, SharedError> {
+        let mut connection = self.connection.lock().await;
+        if let Some(existing) = connection.as_ref() {
+            return Ok(existing.clone());
+        }
+        let fresh = SharedBudget::connect(&self.url, &self.prefix, self.timeout).await?;
+        *connection = Some(fresh.clone());
+        Ok(fresh)
+    }
+}

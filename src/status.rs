@@ -1,0 +1,720 @@
+//! The latest state of every endpoint, for the status page and the JSON API.
+//!
+//! The scheduler writes; the web layer only reads snapshots.
+
+use std::borrow::Cow;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+use crate::classify::{Class, Health};
+use crate::config::Endpoint;
+use crate::metrics::{LastResult, unix_seconds};
+use crate::plan::format_duration;
+use crate::ratelimit::format_window;
+
+/// The state of every configured endpoint, in config order.
+#[derive(Default)]
+pub struct StatusBoard {
+    endpoints: RwLock<Vec<Arc<EndpointStatus>>>,
+}
+
+/// The live state of one endpoint.
+pub struct EndpointStatus {
+    static_part: Static,
+    live: Mutex<Live>,
+}
+
+#[derive(Clone, Serialize)]
+struct Static {
+    api: String,
+    endpoint: String,
+    method: String,
+    interval: String,
+    interval_seconds: f64,
+    expect: String,
+    budget: Vec<WindowView>,
+    #[serde(skip)]
+    degraded_after: Option<Duration>,
+    #[serde(skip)]
+    reads_credit: bool,
+}
+
+#[derive(Clone, Serialize)]
+struct WindowView {
+    window: String,
+    limit: u64,
+    budget: u64,
+}
+
+#[derive(Clone, Default, Serialize)]
+struct Live {
+    /// Serialized by the JSON API as `health`, with `pending` before the first probe.
+    #[serde(skip)]
+    health: Option<&'static str>,
+    class: Option<&'static str>,
+    /// A description of the last result, such as "redirect to another origin not followed
+    /// because the request carries secrets". `None` when the class alone describes it.
+    detail: Option<Cow<'static, str>>,
+    status_code: Option<u16>,
+    success: Option<bool>,
+    duration_seconds: Option<f64>,
+    /// The `degraded_after` threshold in seconds that the last probe exceeded although it
+    /// succeeded, which makes it degraded. `None` when it did not.
+    #[serde(skip)]
+    exceeded_seconds: Option<f64>,
+    last_run: Option<f64>,
+    last_success: Option<f64>,
+    next_run: Option<f64>,
+    paused_until: Option<f64>,
+    consecutive_failures: u64,
+    consecutive_successes: u64,
+    probes: u64,
+    skipped: u64,
+    budget_used: Vec<u64>,
+    credit: Option<f64>,
+    /// Unix time at which `credit` was read.
+    #[serde(skip)]
+    credit_updated: Option<f64>,
+}
+
+/// The part of an endpoint's state kept across restarts.
+#[derive(Serialize, serde::Deserialize)]
+struct Saved {
+    class: Option<String>,
+    status_code: Option<u16>,
+    success: Option<bool>,
+    /// Missing from state saved before response times were kept, which restores as not slow.
+    #[serde(default)]
+    duration_seconds: Option<f64>,
+    /// As in [`Live`], so a restart keeps a slow success degraded. Missing from state saved
+    /// before `degraded_after` existed, which restores as not slow.
+    #[serde(default)]
+    exceeded_seconds: Option<f64>,
+    last_run: Option<f64>,
+    last_success: Option<f64>,
+    consecutive_failures: u64,
+    consecutive_successes: u64,
+    /// The last credit balance read, so the balance and its alerts survive a restart. Missing
+    /// from state saved before it was kept.
+    #[serde(default)]
+    credit: Option<f64>,
+    /// Unix time at which `credit` was read.
+    #[serde(default)]
+    credit_updated: Option<f64>,
+}
+
+/// One endpoint as the JSON API and status page show it.
+#[derive(Clone, Serialize)]
+pub struct Snapshot {
+    #[serde(flatten)]
+    static_part: Static,
+    #[serde(flatten)]
+    live: Live,
+}
+
+impl Snapshot {
+    /// Returns the API name.
+    #[must_use]
+    pub fn api(&self) -> &str {
+        &self.static_part.api
+    }
+
+    /// Returns the endpoint name.
+    #[must_use]
+    pub fn endpoint(&self) -> &str {
+        &self.static_part.endpoint
+    }
+
+    /// Returns `up`, `degraded`, `down`, or `pending` before the first probe.
+    #[must_use]
+    pub fn health(&self) -> &'static str {
+        self.live.health.unwrap_or("pending")
+    }
+
+    /// Returns the class of the last probe, if any.
+    #[must_use]
+    pub fn class(&self) -> Option<&'static str> {
+        self.live.class
+    }
+
+    /// Returns what happened in the last probe in words, when the class alone does not tell.
+    #[must_use]
+    pub fn detail(&self) -> Option<&str> {
+        self.live.detail.as_deref()
+    }
+
+    /// Returns the status code of the last response, if any.
+    #[must_use]
+    pub fn status_code(&self) -> Option<u16> {
+        self.live.status_code
+    }
+
+    /// Returns the planned interval, formatted.
+    #[must_use]
+    pub fn interval(&self) -> &str {
+        &self.static_part.interval
+    }
+
+    /// Returns the unix times of the last probe, last success and next slot.
+    #[must_use]
+    pub fn times(&self) -> (Option<f64>, Option<f64>, Option<f64>) {
+        (
+            self.live.last_run,
+            self.live.last_success,
+            self.live.next_run,
+        )
+    }
+
+    /// Returns `used/budget per window` pairs.
+    #[must_use]
+    pub fn budget(&self) -> Vec<(String, u64, u64)> {
+        self.static_part
+            .budget
+            .iter()
+            .enumerate()
+            .map(|(i, w)| {
+                (
+                    w.window.clone(),
+                    self.live.budget_used.get(i).copied().unwrap_or(0),
+                    w.budget,
+                )
+            })
+            .collect()
+    }
+
+    /// Returns the last credit balance read, if any.
+    #[must_use]
+    pub fn credit(&self) -> Option<f64> {
+        self.live.credit
+    }
+
+    /// Returns the unix time of the slot at which an endpoint held back by `Retry-After` or by
+    /// the quota the API reports probes again.
+    #[must_use]
+    pub fn paused_until(&self) -> Option<f64> {
+        self.live.paused_until
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding this lock leaves plain data behind, still safe to read.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl StatusBoard {
+    /// Replaces the endpoint list, keeping the live state of endpoints that stay.
+    pub fn set_endpoints(&self, endpoints: Vec<Arc<EndpointStatus>>) {
+        *self
+            .endpoints
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = endpoints;
+    }
+
+    /// Returns a copy of every endpoint's state.
+    #[must_use]
+    pub fn snapshot(&self) -> Vec<Snapshot> {
+        self.endpoints
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|e| Snapshot {
+                static_part: e.static_part.clone(),
+                live: lock(&e.live).clone(),
+            })
+            .collect()
+    }
+}
+
+impl EndpointStatus {
+    /// Returns a fresh state for an endpoint.
+    #[must_use]
+    pub fn new(endpoint: &Endpoint) -> EndpointStatus {
+        let budget = endpoint
+            .plan
+            .windows
+            .iter()
+            .map(|w| WindowView {
+                window: format_window(w.limit.window),
+                limit: w.limit.limit,
+                budget: w.budget,
+            })
+            .collect();
+        EndpointStatus {
+            static_part: Static {
+                api: endpoint.api.clone(),
+                endpoint: endpoint.name.clone(),
+                method: endpoint.method.to_string(),
+                interval: format_duration(endpoint.plan.interval),
+                interval_seconds: endpoint.plan.interval.as_secs_f64(),
+                expect: endpoint.expect.describe(),
+                budget,
+                degraded_after: endpoint.degraded_after,
+                reads_credit: endpoint.credit.is_some(),
+            },
+            live: Mutex::new(Live::default()),
+        }
+    }
+
+    /// Copies the live state of another endpoint, used when a reload changes the endpoint.
+    pub fn inherit(&self, previous: &EndpointStatus) {
+        let mut live = lock(&previous.live).clone();
+        live.budget_used.truncate(self.static_part.budget.len());
+        if !self.static_part.reads_credit {
+            live.credit = None;
+            live.credit_updated = None;
+        }
+        *lock(&self.live) = live;
+    }
+
+    /// Records a request sent at `at`.
+    pub fn sent(&self, at: SystemTime) {
+        let mut live = lock(&self.live);
+        live.probes += 1;
+        live.last_run = Some(unix_seconds(at));
+    }
+
+    /// Records the result of one probe, with `detail` (empty for none) saying what happened.
+    /// A success that took longer than the endpoint's `degraded_after` is degraded, and counts
+    /// as a success in the streaks.
+    pub fn result(
+        &self,
+        class: Class,
+        status: Option<u16>,
+        success: bool,
+        duration: Duration,
+        finished: SystemTime,
+        detail: &'static str,
+    ) {
+        let duration_seconds = duration.as_secs_f64();
+        let exceeded_seconds = self
+            .static_part
+            .degraded_after
+            .filter(|&threshold| success && duration > threshold)
+            .map(|threshold| threshold.as_secs_f64());
+        let mut live = lock(&self.live);
+        live.health = Some(health(class, success, exceeded_seconds).as_str());
+        live.class = Some(class.as_str());
+        live.detail = match exceeded_seconds {
+            Some(threshold) => Some(Cow::Owned(slow_detail(detail, duration_seconds, threshold))),
+            None => (!detail.is_empty()).then_some(Cow::Borrowed(detail)),
+        };
+        live.status_code = status;
+        live.success = Some(success);
+        live.duration_seconds = Some(duration_seconds);
+        live.exceeded_seconds = exceeded_seconds;
+        if success {
+            live.consecutive_failures = 0;
+            live.consecutive_successes += 1;
+            live.last_success = Some(unix_seconds(finished));
+        } else if class != Class::RateLimited {
+            live.consecutive_successes = 0;
+            live.consecutive_failures += 1;
+        }
+        // An unexpected 429 is neither up nor down, so it leaves both streaks as they were.
+    }
+
+    /// Returns the last result and streaks as JSON, for the state store.
+    #[must_use]
+    pub fn saved(&self) -> String {
+        let live = lock(&self.live);
+        let saved = Saved {
+            class: live.class.map(str::to_owned),
+            status_code: live.status_code,
+            success: live.success,
+            duration_seconds: live.duration_seconds,
+            exceeded_seconds: live.exceeded_seconds,
+            last_run: live.last_run,
+            last_success: live.last_success,
+            consecutive_failures: live.consecutive_failures,
+            consecutive_successes: live.consecutive_successes,
+            credit: live.credit,
+            credit_updated: live.credit_updated,
+        };
+        serde_json::to_string(&saved).unwrap_or_default()
+    }
+
+    /// Restores the last result and streaks saved by [`EndpointStatus::saved`], and returns
+    /// the last result for the metrics. Text that does not parse is ignored and returns `None`.
+    /// A success saved as slower than `degraded_after` stays degraded even when the threshold
+    /// changed in between, as it does across a reload, until the next probe.
+    pub fn restore(&self, text: &str) -> Option<LastResult> {
+        let Ok(saved) = serde_json::from_str::<Saved>(text) else {
+            return None;
+        };
+        let mut live = lock(&self.live);
+        let class = saved.class.as_deref().and_then(Class::from_label);
+        let success = saved.success.unwrap_or(false);
+        // Only a success can be slow, whatever the saved JSON contains.
+        let exceeded_seconds = saved.exceeded_seconds.filter(|_| success);
+        live.class = class.map(Class::as_str);
+        live.health = class.map(|c| health(c, success, exceeded_seconds).as_str());
+        live.detail = match (exceeded_seconds, saved.duration_seconds) {
+            (Some(threshold), Some(duration)) => {
+                Some(Cow::Owned(slow_detail("", duration, threshold)))
+            }
+            _ => None,
+        };
+        live.status_code = saved.status_code;
+        live.success = saved.success;
+        live.duration_seconds = saved.duration_seconds;
+        live.exceeded_seconds = exceeded_seconds;
+        live.last_run = saved.last_run;
+        live.last_success = saved.last_success;
+        live.consecutive_failures = saved.consecutive_failures;
+        live.consecutive_successes = saved.consecutive_successes;
+        // A balance saved while the endpoint read credit is dropped once it no longer does.
+        let credit = saved.credit.filter(|_| self.static_part.reads_credit);
+        let credit_updated = saved.credit_updated.filter(|_| credit.is_some());
+        live.credit = credit;
+        live.credit_updated = credit_updated;
+        Some(LastResult {
+            success: saved.success,
+            status_code: saved.status_code,
+            last_run: saved.last_run,
+            last_success: saved.last_success,
+            credit,
+            credit_updated,
+        })
+    }
+
+    /// Records skipped slots.
+    pub fn skipped(&self, count: u64) {
+        lock(&self.live).skipped += count;
+    }
+
+    /// Records the schedule and budget state.
+    pub fn schedule(&self, next_run: SystemTime, paused_until: Option<SystemTime>, used: &[u64]) {
+        let mut live = lock(&self.live);
+        live.next_run = Some(unix_seconds(next_run));
+        live.paused_until = paused_until.map(unix_seconds);
+        live.budget_used = used.to_vec();
+    }
+
+    /// Records a credit balance read at `at`.
+    pub fn credit(&self, balance: f64, at: SystemTime) {
+        let mut live = lock(&self.live);
+        live.credit = Some(balance);
+        live.credit_updated = Some(unix_seconds(at));
+    }
+}
+
+/// Returns the health of one result: a success that exceeded `degraded_after` is degraded,
+/// and otherwise the class and success decide.
+fn health(class: Class, success: bool, exceeded_seconds: Option<f64>) -> Health {
+    if success && exceeded_seconds.is_some() {
+        Health::Degraded
+    } else {
+        class.health(success)
+    }
+}
+
+/// Describes a success slower than its threshold, after the probe's own `detail` if any. Both
+/// times come from the saved seconds, so a restored detail repeats this part. The probe's own
+/// detail is not saved and is lost across a restart.
+fn slow_detail(detail: &str, duration_seconds: f64, threshold_seconds: f64) -> String {
+    let format_seconds = |seconds: f64| {
+        Duration::try_from_secs_f64(seconds).map_or_else(|_| format!("{seconds}s"), format_duration)
+    };
+    let slow = format!(
+        "took {}, longer than degraded_after {}",
+        format_seconds(duration_seconds),
+        format_seconds(threshold_seconds)
+    );
+    if detail.is_empty() {
+        slow
+    } else {
+        format!("{detail}; {slow}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config;
+    use crate::secret::SecretSource;
+
+    fn status() -> EndpointStatus {
+        status_with("")
+    }
+
+    /// Returns the status of an endpoint with `extra` keys such as `, degraded_after: 2s`.
+    fn status_with(extra: &str) -> EndpointStatus {
+        let text = format!(
+            "apis:\n  - name: sim\n    base_url: http://127.0.0.1:9/\n    endpoints:\n      - {{ name: e, path: e, interval: 10s{extra} }}\n"
+        );
+        let config = config::parse(&text, "test.yml", &SecretSource::from_env()).unwrap();
+        EndpointStatus::new(&config.endpoints[0])
+    }
+
+    fn snapshot_of(status: &EndpointStatus) -> Snapshot {
+        Snapshot {
+            static_part: status.static_part.clone(),
+            live: lock(&status.live).clone(),
+        }
+    }
+
+    fn streaks(status: &EndpointStatus) -> (u64, u64) {
+        let live = lock(&status.live);
+        (live.consecutive_failures, live.consecutive_successes)
+    }
+
+    #[test]
+    fn detail_follows_last_result() {
+        let status = Arc::new(status());
+        let board = StatusBoard::default();
+        board.set_endpoints(vec![status.clone()]);
+        let at = SystemTime::now();
+        let took = Duration::from_millis(5);
+        let reason = "redirect to another origin not followed because the request carries secrets";
+        status.result(Class::Redirect, Some(302), false, took, at, reason);
+        let json = serde_json::to_value(&board.snapshot()[0]).unwrap();
+        assert_eq!(json["detail"], reason);
+
+        status.result(Class::Ok, Some(200), true, took, at, "");
+        let json = serde_json::to_value(&board.snapshot()[0]).unwrap();
+        assert!(json["detail"].is_null(), "{json}");
+    }
+
+    #[test]
+    fn rate_limited_leaves_streaks_unchanged() {
+        let status = status();
+        let at = SystemTime::now();
+        let took = Duration::from_millis(5);
+        status.result(Class::ServerError, Some(500), false, took, at, "");
+        status.result(Class::RateLimited, Some(429), false, took, at, "");
+        assert_eq!(streaks(&status), (1, 0), "after 500 then 429");
+        status.result(Class::Ok, Some(200), true, took, at, "");
+        status.result(Class::RateLimited, Some(429), false, took, at, "");
+        assert_eq!(streaks(&status), (0, 1), "after 200 then 429");
+        let snapshot = &status_board(status).snapshot()[0];
+        assert_eq!(snapshot.health(), "degraded");
+    }
+
+    #[test]
+    fn success_within_degraded_after_is_up() {
+        let status = status_with(", degraded_after: 2s");
+        let at = SystemTime::now();
+        for took in [Duration::from_millis(5), Duration::from_secs(2)] {
+            status.result(Class::Ok, Some(200), true, took, at, "");
+            let snapshot = snapshot_of(&status);
+            assert_eq!(snapshot.health(), "up", "took {took:?}");
+            assert_eq!(snapshot.detail(), None, "took {took:?}");
+        }
+    }
+
+    #[test]
+    fn success_slower_than_degraded_after_is_degraded() {
+        let status = status_with(", degraded_after: 2s");
+        let at = SystemTime::now();
+        status.result(
+            Class::Ok,
+            Some(200),
+            true,
+            Duration::from_millis(2413),
+            at,
+            "",
+        );
+        let snapshot = snapshot_of(&status);
+        assert_eq!(snapshot.health(), "degraded");
+        assert_eq!(snapshot.class(), Some("ok"));
+        assert_eq!(
+            snapshot.detail(),
+            Some("took 2s 413ms, longer than degraded_after 2s")
+        );
+        assert_eq!(streaks(&status), (0, 1));
+        assert!(snapshot.times().1.is_some(), "counts as the last success");
+
+        status.result(
+            Class::Ok,
+            Some(200),
+            true,
+            Duration::from_millis(10),
+            at,
+            "",
+        );
+        let snapshot = snapshot_of(&status);
+        assert_eq!(snapshot.health(), "up");
+        assert_eq!(snapshot.detail(), None);
+        assert_eq!(streaks(&status), (0, 2));
+    }
+
+    #[test]
+    fn slow_success_keeps_the_probe_detail() {
+        let status = status_with(", degraded_after: 1s");
+        let at = SystemTime::now();
+        let reason = "redirect to another origin not followed because the request carries secrets";
+        status.result(
+            Class::Redirect,
+            Some(302),
+            true,
+            Duration::from_secs(3),
+            at,
+            reason,
+        );
+        assert_eq!(
+            snapshot_of(&status).detail(),
+            Some(
+                "redirect to another origin not followed because the request carries secrets; took 3s, longer than degraded_after 1s"
+            )
+        );
+    }
+
+    #[test]
+    fn slow_failure_is_down() {
+        let status = status_with(", degraded_after: 1s");
+        let at = SystemTime::now();
+        let took = Duration::from_secs(3);
+        status.result(Class::ServerError, Some(500), false, took, at, "");
+        let snapshot = snapshot_of(&status);
+        assert_eq!(snapshot.health(), "down");
+        assert_eq!(snapshot.detail(), None);
+        assert_eq!(streaks(&status), (1, 0));
+        status.result(Class::RateLimited, Some(429), false, took, at, "");
+        assert_eq!(snapshot_health(&status), "degraded", "a slow 429");
+    }
+
+    #[test]
+    fn slow_success_without_threshold_is_up() {
+        let status = status();
+        let at = SystemTime::now();
+        status.result(Class::Ok, Some(200), true, Duration::from_secs(9), at, "");
+        assert_eq!(snapshot_health(&status), "up");
+    }
+
+    #[test]
+    fn restore_keeps_slow_success_degraded() {
+        let first = status_with(", degraded_after: 2s");
+        let at = SystemTime::now();
+        first.result(
+            Class::Ok,
+            Some(200),
+            true,
+            Duration::from_millis(2413),
+            at,
+            "",
+        );
+        let before = snapshot_of(&first);
+
+        // The threshold is read from the saved state, not from the new config.
+        for extra in [", degraded_after: 2s", ", degraded_after: 5s", ""] {
+            let second = status_with(extra);
+            let last = second.restore(&first.saved()).unwrap();
+            assert_eq!(last.success, Some(true), "{extra:?}");
+            let after = snapshot_of(&second);
+            assert_eq!(after.health(), "degraded", "{extra:?}");
+            assert_eq!(after.detail(), before.detail(), "{extra:?}");
+            assert_eq!(streaks(&second), (0, 1), "{extra:?}");
+            assert_eq!(
+                after.live.duration_seconds.map(f64::to_bits),
+                Some(2.413f64.to_bits()),
+                "{extra:?}"
+            );
+        }
+
+        first.result(
+            Class::Ok,
+            Some(200),
+            true,
+            Duration::from_millis(10),
+            at,
+            "",
+        );
+        let second = status_with(", degraded_after: 2s");
+        second.restore(&first.saved()).unwrap();
+        assert_eq!(snapshot_health(&second), "up");
+        assert_eq!(snapshot_of(&second).detail(), None);
+    }
+
+    #[test]
+    fn restore_accepts_state_saved_without_response_time() {
+        let old = r#"{"class":"ok","status_code":200,"success":true,"last_run":1.0,"last_success":1.0,"consecutive_failures":0,"consecutive_successes":4}"#;
+        let status = status_with(", degraded_after: 2s");
+        let last = status.restore(old).unwrap();
+        assert_eq!(last.success, Some(true));
+        assert_eq!(snapshot_health(&status), "up");
+        assert_eq!(streaks(&status), (0, 4));
+        assert_eq!(snapshot_of(&status).live.duration_seconds, None);
+    }
+
+    #[test]
+    fn restore_never_makes_a_failure_slow() {
+        let saved = r#"{"class":"server_error","status_code":500,"success":false,"duration_seconds":3.0,"exceeded_seconds":1.0,"last_run":1.0,"last_success":null,"consecutive_failures":1,"consecutive_successes":0}"#;
+        let status = status_with(", degraded_after: 1s");
+        status.restore(saved).unwrap();
+        assert_eq!(snapshot_health(&status), "down");
+        assert_eq!(snapshot_of(&status).detail(), None);
+    }
+
+    #[test]
+    fn restore_keeps_credit_only_while_credit_is_read() {
+        let first = status_with(", credit: { json_path: $.credit }");
+        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        first.credit(42.5, at);
+        let saved = first.saved();
+
+        let second = status_with(", credit: { json_path: $.credit }");
+        let last = second.restore(&saved).unwrap();
+        assert_eq!(last.credit, Some(42.5));
+        assert_eq!(last.credit_updated, Some(1_800_000_000.0));
+        assert_eq!(snapshot_of(&second).credit(), Some(42.5));
+
+        let without = status();
+        let last = without.restore(&saved).unwrap();
+        assert_eq!(last.credit, None, "no credit source any more");
+        assert_eq!(last.credit_updated, None);
+        assert_eq!(snapshot_of(&without).credit(), None);
+    }
+
+    #[test]
+    fn reload_keeps_credit_only_while_credit_is_read() {
+        let before = status_with(", credit: { json_path: $.credit }");
+        before.credit(42.5, SystemTime::now());
+
+        let still_reading = status_with(", credit: { json_path: $.balance }");
+        still_reading.inherit(&before);
+        assert_eq!(snapshot_of(&still_reading).credit(), Some(42.5));
+
+        let dropped = status();
+        dropped.inherit(&before);
+        assert_eq!(snapshot_of(&dropped).credit(), None);
+        assert!(!dropped.saved().contains("42.5"), "{}", dropped.saved());
+    }
+
+    fn snapshot_health(status: &EndpointStatus) -> &'static str {
+        snapshot_of(status).health()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn saved_times_restore_bit_exact(
+            run in 0.0f64..4.0e9,
+            success in 0.0f64..4.0e9,
+            failures in 0u64..1_000_000,
+        ) {
+            let first = status();
+            {
+                let mut live = lock(&first.live);
+                live.class = Some(Class::ServerError.as_str());
+                live.status_code = Some(503);
+                live.success = Some(false);
+                live.last_run = Some(run);
+                live.last_success = Some(success);
+                live.consecutive_failures = failures;
+            }
+            let second = status();
+            let last = second.restore(&first.saved()).unwrap();
+            proptest::prop_assert_eq!(last.last_run.map(f64::to_bits), Some(run.to_bits()));
+            proptest::prop_assert_eq!(last.last_success.map(f64::to_bits), Some(success.to_bits()));
+            proptest::prop_assert_eq!(streaks(&second), (failures, 0));
+            proptest::prop_assert_eq!(second.restore("not json"), None);
+        }
+    }
+
+    fn status_board(status: EndpointStatus) -> StatusBoard {
+        let board = StatusBoard::default();
+        board.set_endpoints(vec![Arc::new(status)]);
+        board
+    }
+}

@@ -55,13 +55,18 @@ struct Live {
     health: Option<&'static str>,
     class: Option<&'static str>,
     /// A description of the last result, such as "redirect to another origin not followed
-    /// because the request carries secrets". `None` when the class alone describes it.
+    /// because the request carries secrets", followed by how slow it was when it exceeded
+    /// `degraded_after`. `None` when the class alone describes it.
     detail: Option<Cow<'static, str>>,
+    /// The probe's own part of `detail`, kept so that a new threshold can rebuild it.
+    #[serde(skip)]
+    probe_detail: Option<Cow<'static, str>>,
     status_code: Option<u16>,
     success: Option<bool>,
     duration_seconds: Option<f64>,
     /// The `degraded_after` threshold in seconds that the last probe exceeded although it
-    /// succeeded, which makes it degraded. `None` when it did not.
+    /// succeeded, which makes it degraded. `None` when it did not. Judged again against the
+    /// current threshold after a reload or a restart.
     #[serde(skip)]
     exceeded_seconds: Option<f64>,
     last_run: Option<f64>,
@@ -86,12 +91,9 @@ struct Saved {
     status_code: Option<u16>,
     success: Option<bool>,
     /// Missing from state saved before response times were kept, which restores as not slow.
+    /// A restart judges it against the `degraded_after` of the new config.
     #[serde(default)]
     duration_seconds: Option<f64>,
-    /// As in [`Live`], so a restart keeps a slow success degraded. Missing from state saved
-    /// before `degraded_after` existed, which restores as not slow.
-    #[serde(default)]
-    exceeded_seconds: Option<f64>,
     last_run: Option<f64>,
     last_success: Option<f64>,
     consecutive_failures: u64,
@@ -257,7 +259,8 @@ impl EndpointStatus {
         }
     }
 
-    /// Copies the live state of another endpoint, used when a reload changes the endpoint.
+    /// Copies the live state of another endpoint, used when a reload changes the endpoint. The
+    /// last result is judged again against this endpoint's `degraded_after`.
     pub fn inherit(&self, previous: &EndpointStatus) {
         let mut live = lock(&previous.live).clone();
         live.budget_used.truncate(self.static_part.budget.len());
@@ -265,6 +268,7 @@ impl EndpointStatus {
             live.credit = None;
             live.credit_updated = None;
         }
+        live.judge(self.static_part.degraded_after);
         *lock(&self.live) = live;
     }
 
@@ -287,23 +291,13 @@ impl EndpointStatus {
         finished: SystemTime,
         detail: &'static str,
     ) {
-        let duration_seconds = duration.as_secs_f64();
-        let exceeded_seconds = self
-            .static_part
-            .degraded_after
-            .filter(|&threshold| success && duration > threshold)
-            .map(|threshold| threshold.as_secs_f64());
         let mut live = lock(&self.live);
-        live.health = Some(health(class, success, exceeded_seconds).as_str());
         live.class = Some(class.as_str());
-        live.detail = match exceeded_seconds {
-            Some(threshold) => Some(Cow::Owned(slow_detail(detail, duration_seconds, threshold))),
-            None => (!detail.is_empty()).then_some(Cow::Borrowed(detail)),
-        };
+        live.probe_detail = (!detail.is_empty()).then_some(Cow::Borrowed(detail));
         live.status_code = status;
         live.success = Some(success);
-        live.duration_seconds = Some(duration_seconds);
-        live.exceeded_seconds = exceeded_seconds;
+        live.duration_seconds = Some(duration.as_secs_f64());
+        live.judge(self.static_part.degraded_after);
         if success {
             live.consecutive_failures = 0;
             live.consecutive_successes += 1;
@@ -324,7 +318,6 @@ impl EndpointStatus {
             status_code: live.status_code,
             success: live.success,
             duration_seconds: live.duration_seconds,
-            exceeded_seconds: live.exceeded_seconds,
             last_run: live.last_run,
             last_success: live.last_success,
             consecutive_failures: live.consecutive_failures,
@@ -337,29 +330,23 @@ impl EndpointStatus {
 
     /// Restores the last result and streaks saved by [`EndpointStatus::saved`], and returns
     /// the last result for the metrics. Text that does not parse is ignored and returns `None`.
-    /// A success saved as slower than `degraded_after` stays degraded even when the threshold
-    /// changed in between, as it does across a reload, until the next probe.
+    /// A saved success is judged against this endpoint's `degraded_after`, so a threshold
+    /// changed across the restart applies at once. The probe's own detail is not saved.
     pub fn restore(&self, text: &str) -> Option<LastResult> {
         let Ok(saved) = serde_json::from_str::<Saved>(text) else {
             return None;
         };
         let mut live = lock(&self.live);
-        let class = saved.class.as_deref().and_then(Class::from_label);
-        let success = saved.success.unwrap_or(false);
-        // Only a success can be slow, whatever the saved JSON contains.
-        let exceeded_seconds = saved.exceeded_seconds.filter(|_| success);
-        live.class = class.map(Class::as_str);
-        live.health = class.map(|c| health(c, success, exceeded_seconds).as_str());
-        live.detail = match (exceeded_seconds, saved.duration_seconds) {
-            (Some(threshold), Some(duration)) => {
-                Some(Cow::Owned(slow_detail("", duration, threshold)))
-            }
-            _ => None,
-        };
+        live.class = saved
+            .class
+            .as_deref()
+            .and_then(Class::from_label)
+            .map(Class::as_str);
+        live.probe_detail = None;
         live.status_code = saved.status_code;
         live.success = saved.success;
         live.duration_seconds = saved.duration_seconds;
-        live.exceeded_seconds = exceeded_seconds;
+        live.judge(self.static_part.degraded_after);
         live.last_run = saved.last_run;
         live.last_success = saved.last_success;
         live.consecutive_failures = saved.consecutive_failures;
@@ -400,6 +387,32 @@ impl EndpointStatus {
     }
 }
 
+impl Live {
+    /// Sets the health, the detail and the exceeded threshold from the last result and
+    /// `threshold`, the endpoint's `degraded_after`. Only a success can be slow.
+    fn judge(&mut self, threshold: Option<Duration>) {
+        let success = self.success.unwrap_or(false);
+        self.exceeded_seconds = match (threshold, self.duration_seconds) {
+            (Some(threshold), Some(duration)) if success && duration > threshold.as_secs_f64() => {
+                Some(threshold.as_secs_f64())
+            }
+            _ => None,
+        };
+        self.health = self
+            .class
+            .and_then(Class::from_label)
+            .map(|class| health(class, success, self.exceeded_seconds).as_str());
+        self.detail = match (self.exceeded_seconds, self.duration_seconds) {
+            (Some(threshold), Some(duration)) => Some(Cow::Owned(slow_detail(
+                self.probe_detail.as_deref().unwrap_or(""),
+                duration,
+                threshold,
+            ))),
+            _ => self.probe_detail.clone(),
+        };
+    }
+}
+
 /// Returns the health of one result: a success that exceeded `degraded_after` is degraded,
 /// and otherwise the class and success decide.
 fn health(class: Class, success: bool, exceeded_seconds: Option<f64>) -> Health {
@@ -410,9 +423,7 @@ fn health(class: Class, success: bool, exceeded_seconds: Option<f64>) -> Health 
     }
 }
 
-/// Describes a success slower than its threshold, after the probe's own `detail` if any. Both
-/// times come from the saved seconds, so a restored detail repeats this part. The probe's own
-/// detail is not saved and is lost across a restart.
+/// Describes a success slower than its threshold, after the probe's own `detail` if any.
 fn slow_detail(detail: &str, duration_seconds: f64, threshold_seconds: f64) -> String {
     let format_seconds = |seconds: f64| {
         Duration::try_from_secs_f64(seconds).map_or_else(|_| format!("{seconds}s"), format_duration)
@@ -584,27 +595,35 @@ mod tests {
     }
 
     #[test]
-    fn restore_keeps_slow_success_degraded() {
+    fn restore_judges_slow_success_by_new_threshold() {
         let first = status_with(", degraded_after: 2s");
         let at = SystemTime::now();
-        first.result(
-            Class::Ok,
-            Some(200),
-            true,
-            Duration::from_millis(2413),
-            at,
-            "",
-        );
-        let before = snapshot_of(&first);
+        let took = Duration::from_millis(2413);
+        first.result(Class::Ok, Some(200), true, took, at, "");
+        let saved = first.saved();
 
-        // The threshold is read from the saved state, not from the new config.
-        for extra in [", degraded_after: 2s", ", degraded_after: 5s", ""] {
+        let table = [
+            (
+                ", degraded_after: 2s",
+                "degraded",
+                Some("took 2s 413ms, longer than degraded_after 2s"),
+            ),
+            (
+                ", degraded_after: 1s",
+                "degraded",
+                Some("took 2s 413ms, longer than degraded_after 1s"),
+            ),
+            (", degraded_after: 5s", "up", None),
+            (", degraded_after: off", "up", None),
+            ("", "up", None),
+        ];
+        for (extra, health, detail) in table {
             let second = status_with(extra);
-            let last = second.restore(&first.saved()).unwrap();
+            let last = second.restore(&saved).unwrap();
             assert_eq!(last.success, Some(true), "{extra:?}");
             let after = snapshot_of(&second);
-            assert_eq!(after.health(), "degraded", "{extra:?}");
-            assert_eq!(after.detail(), before.detail(), "{extra:?}");
+            assert_eq!(after.health(), health, "{extra:?}");
+            assert_eq!(after.detail(), detail, "{extra:?}");
             assert_eq!(streaks(&second), (0, 1), "{extra:?}");
             assert_eq!(
                 after.live.duration_seconds.map(f64::to_bits),
@@ -625,6 +644,43 @@ mod tests {
         second.restore(&first.saved()).unwrap();
         assert_eq!(snapshot_health(&second), "up");
         assert_eq!(snapshot_of(&second).detail(), None);
+    }
+
+    #[test]
+    fn restore_ignores_saved_threshold() {
+        // State written before thresholds were judged on restore also holds the threshold the
+        // probe exceeded; the new config decides instead.
+        let old = r#"{"class":"ok","status_code":200,"success":true,"duration_seconds":2.5,"exceeded_seconds":2.0,"last_run":1.0,"last_success":1.0,"consecutive_failures":0,"consecutive_successes":1}"#;
+        let status = status_with(", degraded_after: 3s");
+        status.restore(old).unwrap();
+        assert_eq!(snapshot_health(&status), "up");
+        let status = status_with(", degraded_after: 2s");
+        status.restore(old).unwrap();
+        assert_eq!(snapshot_health(&status), "degraded");
+    }
+
+    #[test]
+    fn reload_judges_slow_success_by_new_threshold() {
+        let detail = "redirect to another origin not followed because the request carries secrets";
+        let before = status_with(", degraded_after: 1s");
+        let at = SystemTime::now();
+        let took = Duration::from_secs(3);
+        before.result(Class::Ok, Some(200), true, took, at, detail);
+        assert_eq!(snapshot_health(&before), "degraded");
+
+        let raised = status_with(", degraded_after: 5s");
+        raised.inherit(&before);
+        assert_eq!(snapshot_health(&raised), "up");
+        assert_eq!(snapshot_of(&raised).detail(), Some(detail));
+
+        let lowered = status_with(", degraded_after: 2s");
+        lowered.inherit(&raised);
+        assert_eq!(snapshot_health(&lowered), "degraded");
+        assert_eq!(
+            snapshot_of(&lowered).detail(),
+            Some(format!("{detail}; took 3s, longer than degraded_after 2s").as_str())
+        );
+        assert_eq!(streaks(&lowered), (0, 1));
     }
 
     #[test]

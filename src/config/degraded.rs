@@ -1,5 +1,6 @@
 //! `degraded_after`: the response time above which a successful probe shows as degraded, and
-//! the timeout it is checked against as APIs and endpoints inherit both.
+//! the timeout it is checked against as APIs and endpoints inherit both. The word `off` turns
+//! an inherited threshold off.
 
 use std::time::Duration;
 
@@ -7,6 +8,9 @@ use serde_saphyr::{Location, Spanned};
 
 use super::{Checker, MAX_TIMEOUT, units};
 use crate::plan::format_duration;
+
+/// The value of `degraded_after` that turns an inherited threshold off.
+const OFF: &str = "off";
 
 /// The level of the config that sets a key.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -20,13 +24,13 @@ pub(super) enum Level {
 }
 
 impl Level {
-    /// Returns what removing a zero `degraded_after` at this level does, for its message.
-    fn removal_effect(&self) -> &'static str {
+    /// Returns what to write instead of a zero `degraded_after` at this level to turn the
+    /// check off, for its message.
+    fn turn_off_hint(&self) -> &'static str {
         match self {
-            Level::Global => "leave the check off",
-            Level::Api(_) => "use the global value, or no check when global sets none",
-            Level::Endpoint => {
-                "use the API's or the global value, or no check when neither sets one"
+            Level::Global => "remove degraded_after to leave the check off",
+            Level::Api(_) | Level::Endpoint => {
+                "write off to turn the check off here, or remove degraded_after to inherit the value above"
             }
         }
     }
@@ -54,11 +58,9 @@ pub(super) struct Inherited {
 
 impl Inherited {
     /// Applies the keys of one level below: a valid `timeout` replaces the inherited one, and a
-    /// written `degraded_after` replaces the inherited threshold. An invalid `degraded_after`
-    /// leaves the level without a threshold, so it causes no further problems.
-    ///
-    /// NOTE: a level cannot turn an inherited threshold off. It can only set a longer one that
-    /// is still shorter than its timeout.
+    /// written `degraded_after` replaces the inherited threshold. `off` and an invalid
+    /// `degraded_after` leave the level without a threshold, so an invalid one causes no
+    /// further problems.
     pub(super) fn set(
         &self,
         checker: &mut Checker<'_>,
@@ -83,19 +85,33 @@ impl Inherited {
 }
 
 impl Checker<'_> {
-    /// Parses one `degraded_after`, or reports why it is invalid and returns `None`.
+    /// Parses one `degraded_after`. Returns `None` for `off`, and for an invalid value after
+    /// reporting why it is invalid.
     pub(super) fn degraded_after(
         &mut self,
         raw: &Spanned<String>,
         set_in: Level,
     ) -> Option<Threshold> {
+        if raw.value == OFF {
+            return None;
+        }
         if units::parse_duration(&raw.value).is_ok_and(|d| d.is_zero()) {
             self.report(
                 raw.referenced,
                 format!(
-                    "invalid degraded_after {:?}: must be longer than zero; write a duration such as 2s or 1500ms, or remove degraded_after to {}",
+                    "invalid degraded_after {:?}: must be longer than zero; write a duration such as 2s or 1500ms, or {}",
                     raw.value,
-                    set_in.removal_effect()
+                    set_in.turn_off_hint()
+                ),
+            );
+            return None;
+        }
+        if let Err(reason) = units::parse_duration(&raw.value) {
+            self.report(
+                raw.referenced,
+                format!(
+                    "invalid degraded_after {:?}: {reason}; write a duration such as 2s or 1500ms, or off to turn the check off",
+                    raw.value
                 ),
             );
             return None;

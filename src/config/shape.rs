@@ -16,7 +16,7 @@ fn expected_form(key: &str) -> Option<&'static str> {
         "expect" => "a list of status codes or ranges such as [200, 204] or [2xx]",
         "rate_limit" => "a limit such as 100/hour or a list such as [100/hour, 1000/day]",
         "interval" | "timeout" | "retry_after_ceiling" => "a duration such as 30s, 5m or 1h30m",
-        "degraded_after" => "a duration such as 2s or 1500ms",
+        "degraded_after" => "a duration such as 2s or 1500ms, or off",
         "follow_redirects" => "true or false",
         "headers" => "a mapping of header names to values, such as { Accept: application/json }",
         "auth" => "a mapping such as { bearer: { env: API_TOKEN } }",

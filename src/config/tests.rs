@@ -1040,28 +1040,28 @@ fn degraded_after_zero_is_rejected() {
             "global:\n  degraded_after: 0s\napis:\n  - name: demo\n    base_url: http://127.0.0.1:9/\n    endpoints:\n      - { name: a, path: x, rate_limit: 1/s }\n",
             "0s",
             (2, 19),
-            "leave the check off",
+            "remove degraded_after to leave the check off",
         ),
         (
             "apis:\n  - name: demo\n    base_url: http://127.0.0.1:9/\n    degraded_after: 0h\n    endpoints:\n      - { name: a, path: x, rate_limit: 1/s }\n",
             "0h",
             (4, 21),
-            "use the global value, or no check when global sets none",
+            "write off to turn the check off here, or remove degraded_after to inherit the value above",
         ),
         (
             "apis:\n  - name: demo\n    base_url: http://127.0.0.1:9/\n    endpoints:\n      - { name: a, path: x, rate_limit: 1/s, degraded_after: 0ms }\n",
             "0ms",
             (5, 62),
-            "use the API's or the global value, or no check when neither sets one",
+            "write off to turn the check off here, or remove degraded_after to inherit the value above",
         ),
     ];
-    for (text, written, at, removal_effect) in table {
+    for (text, written, at, hint) in table {
         let problem = one_problem(text);
         assert_eq!((problem.line, problem.column), at, "{text}");
         assert_eq!(
             problem.message,
             format!(
-                "invalid degraded_after {written:?}: must be longer than zero; write a duration such as 2s or 1500ms, or remove degraded_after to {removal_effect}"
+                "invalid degraded_after {written:?}: must be longer than zero; write a duration such as 2s or 1500ms, or {hint}"
             )
         );
     }
@@ -1082,10 +1082,55 @@ fn degraded_after_not_a_duration_is_rejected() {
     assert!(
         problem
             .message
-            .ends_with("; write a duration such as 30s, 5m or 1h30m"),
+            .ends_with("; write a duration such as 2s or 1500ms, or off to turn the check off"),
         "{}",
         problem.message
     );
+}
+
+#[test]
+fn degraded_after_off_turns_inherited_threshold_off() {
+    let text = r"
+global:
+  degraded_after: 3s
+apis:
+  - name: demo
+    base_url: http://127.0.0.1:9/
+    degraded_after: off
+    endpoints:
+      - { name: a, path: a, rate_limit: 1/s }
+      - { name: b, path: b, rate_limit: 1/s, degraded_after: 2s }
+  - name: other
+    base_url: http://127.0.0.1:9/
+    endpoints:
+      - { name: c, path: c, rate_limit: 1/s }
+      - { name: d, path: d, rate_limit: 1/s, degraded_after: off }
+      - { name: e, path: e, rate_limit: 1/s, degraded_after: 'off' }
+";
+    let config = parse_ok(text);
+    let thresholds: Vec<_> = config
+        .endpoints
+        .iter()
+        .map(|e| (e.name.as_str(), e.degraded_after))
+        .collect();
+    assert_eq!(
+        thresholds,
+        [
+            ("a", None),
+            ("b", Some(Duration::from_secs(2))),
+            ("c", Some(Duration::from_secs(3))),
+            ("d", None),
+            ("e", None),
+        ]
+    );
+}
+
+#[test]
+fn degraded_after_off_in_global_is_no_threshold() {
+    let text = "global:\n  degraded_after: off\napis:\n  - name: demo\n    base_url: http://127.0.0.1:9/\n    endpoints:\n      - { name: a, path: x, rate_limit: 1/s, timeout: 1s }\n";
+    let config = parse_ok(text);
+    assert_eq!(config.global.degraded_after, None);
+    assert_eq!(config.endpoints[0].degraded_after, None);
 }
 
 #[test]
@@ -1095,7 +1140,7 @@ fn degraded_after_wrong_shape_names_the_form() {
     assert_eq!((problem.line, problem.column), (7, 25));
     assert_eq!(
         problem.message,
-        "invalid degraded_after \"[2s]\": write a duration such as 2s or 1500ms"
+        "invalid degraded_after \"[2s]\": write a duration such as 2s or 1500ms, or off"
     );
 }
 

@@ -97,6 +97,7 @@ impl Walk<'_> {
     /// it is an item of; the root has none.
     fn node(&mut self, node: &Node, shape: &Shape, key: Option<&str>) {
         let fits = match (shape, &node.value) {
+            (Shape::Optional(_), Value::Null) | (Shape::Any, _) => true,
             (Shape::Optional(inner), _) => {
                 self.node(node, inner, key);
                 true
@@ -126,7 +127,6 @@ impl Walk<'_> {
                 }
                 true
             }
-            (Shape::Any, _) => true,
             // From here on null does not fit: serde-saphyr reads null, such as an empty
             // `global:` or `name:`, only into an `Option`, even for a key with a default.
             (Shape::Enum(variants), value) => enum_fits(variants, value),

@@ -2,19 +2,19 @@
 //! key names and their nesting are written once, in `raw.rs`.
 //!
 //! A tracing deserializer plays the part of a YAML document that contains every key. The
-//! derived impls ask it for each struct with its field names, and for each field with the type
-//! it expects (text, a boolean, a list, a mapping, another struct). The tracer records those
-//! requests as a [`Shape`] and answers each with a placeholder value, so tracing continues into
+//! derived impls request each struct with its field names, and each field with the type it
+//! expects (text, a boolean, a list, a mapping, another struct). The tracer records those
+//! requests as a [`Shape`] and returns a placeholder value for each, so tracing continues into
 //! the next field.
 
 use std::fmt;
 
 use serde::de::{self, DeserializeOwned, IntoDeserializer, Visitor};
 
-/// The name under which `Spanned<T>` asks for a newtype struct.
+/// The name under which `Spanned<T>` requests a newtype struct.
 /// NOTE: serde-saphyr 2.2 keeps this name and [`SPANNED_MARKER`] private. If a later version
 /// changes either, the `Spanned` fields of the raw structs trace as [`Shape::Any`], and the
-/// layout tests in `tests.rs` fail.
+/// test `layout_traced_from_raw_structs` fails.
 const SPANNED_NEWTYPE: &str = "__yaml_spanned";
 /// The first key of the map through which `Spanned<T>` reads its value and locations.
 const SPANNED_MARKER: &str = "__serde_saphyr_private_spanned";
@@ -57,7 +57,7 @@ pub(super) struct Field {
 }
 
 impl Shape {
-    /// Returns the shape of `T` as the YAML deserializer sees it.
+    /// Returns the shape of `T`, traced from its `Deserialize` impl.
     pub(super) fn of<T: DeserializeOwned>() -> Shape {
         let mut shape = trace::<T>(&[]);
         mark_required::<T>(&mut shape, &mut Vec::new());
@@ -272,7 +272,8 @@ impl<'de> de::Deserializer<'de> for Tracer<'_> {
         len: usize,
         visitor: V,
     ) -> Result<V::Value, TraceError> {
-        // Tuples occur only inside serde-saphyr's `Location`, never as config values.
+        // Tuples occur only inside serde-saphyr's `Location` (its span), never as config
+        // values.
         *self.slot = Shape::Any;
         visitor.visit_seq(Placeholders(len))
     }

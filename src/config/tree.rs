@@ -40,7 +40,7 @@ enum Value {
 struct Key(Option<String>);
 
 /// Returns the layout problems in `text`, in file order. A file that is not valid YAML has
-/// none, because its syntax error is the only problem that can be located.
+/// none here, because its first syntax error, which the typed parse reports, ends the reading.
 pub(super) fn check(text: &str) -> Vec<Problem> {
     let mut options = Options::default();
     // Every entry reaches the tree, so each repeated key is reported, not only the first.

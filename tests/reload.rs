@@ -99,6 +99,25 @@ fn reloads_never_send_an_extra_probe() {
         Some(0.0)
     );
 
+    // Two misspelt keys are both reported by one reload, and the old config keeps running.
+    std::fs::write(
+        &config_path,
+        config(
+            sim_port,
+            "2s",
+            "      - { name: typo, path: x, intervl: 1s, rate_limt: 1/s }\n",
+        ),
+    )
+    .unwrap();
+    let (status, body) = reload(&base);
+    assert_eq!(status, 500, "{body}");
+    assert!(body.contains("unknown key intervl"), "{body}");
+    assert!(body.contains("unknown key rate_limt"), "{body}");
+    assert_eq!(
+        metric(&base, "ratewatch_config_last_reload_successful"),
+        Some(0.0)
+    );
+
     // A valid change: a new timeout for every endpoint, which restarts their tasks with the
     // budget they already spent.
     std::fs::write(&config_path, config(sim_port, "3s", "")).unwrap();

@@ -186,6 +186,33 @@ fn canary_secret_never_leaks() {
 }
 
 #[test]
+fn check_lists_secret_mistakes_without_the_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("ratewatch.yml");
+    // The token written where its reference belongs, a header line with its colon missing,
+    // and a misspelt key, in one file.
+    let text = format!(
+        "apis:\n  - name: a\n    base_url: http://127.0.0.1:9/\n    auth: {{ bearer: {TOKEN} }}\n    endpoints:\n      - name: e\n        path: p\n        rate_limt: 1/hour\n        headers: {{ Authorization Bearer {TOKEN} }}\n"
+    );
+    std::fs::write(&config_path, text).unwrap();
+    let check = Command::new(ratewatch_bin())
+        .args(["check", &format!("--config.file={}", config_path.display())])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&check.stderr);
+    assert!(!check.status.success(), "{stderr}");
+    for place in [
+        ":4:21: invalid bearer",
+        ":8:9: unknown key rate_limt",
+        ":9:",
+    ] {
+        assert!(stderr.contains(place), "{place} not in:\n{stderr}");
+    }
+    assert_clean("check error", &stderr);
+    assert_clean("check output", &String::from_utf8_lossy(&check.stdout));
+}
+
+#[test]
 fn invalid_redis_url_stops_startup_without_its_password() {
     let dir = tempfile::tempdir().unwrap();
     let config_path = dir.path().join("ratewatch.yml");

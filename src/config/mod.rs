@@ -6,8 +6,10 @@
 
 mod degraded;
 mod raw;
+mod schema;
 mod shape;
 pub(crate) mod source;
+mod tree;
 pub mod units;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -256,7 +258,7 @@ pub fn load(path: &Path, secrets: &SecretSource) -> Result<Config, ConfigError> 
 pub fn parse(text: &str, file: &str, secrets: &SecretSource) -> Result<Config, ConfigError> {
     let raw: RawConfig = serde_saphyr::from_str(text).map_err(|e| ConfigError::Invalid {
         file: file.to_owned(),
-        problems: vec![shape::explain(text, syntax_problem(&e))],
+        problems: layout_problems(text, &e),
     })?;
     let mut checker = Checker {
         problems: Vec::new(),
@@ -272,6 +274,21 @@ pub fn parse(text: &str, file: &str, secrets: &SecretSource) -> Result<Config, C
         file: file.to_owned(),
         problems,
     })
+}
+
+/// Returns every layout problem in `text`, which serde-saphyr rejected with `error`: the one
+/// serde-saphyr found, and those [`tree::check`] finds in the rest of the file.
+fn layout_problems(text: &str, error: &serde_saphyr::Error) -> Vec<Problem> {
+    let first = shape::explain(text, syntax_problem(error));
+    let mut problems = tree::check(text);
+    let known = problems
+        .iter()
+        .any(|p| (p.line, p.column) == (first.line, first.column) || p.message == first.message);
+    if !known {
+        problems.push(first);
+        problems.sort_by_key(|p| (p.line, p.column));
+    }
+    problems
 }
 
 /// Converts a YAML syntax or shape error into a problem at the location the parser reports.

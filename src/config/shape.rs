@@ -24,7 +24,7 @@ fn expected_form(key: &str) -> Option<&'static str> {
         "credit" => "a mapping such as { json_path: $.credit }",
         "probe_share" => "a percentage such as 10% or a fraction such as 0.1",
         "body_limit" => "a size such as 1MiB, 64KiB or 4096",
-        "rate_limit_reset" => "one of auto, seconds, unix or http_date",
+        "rate_limit_reset" => "one of auto, delta_seconds, unix_seconds or unix_millis",
         "name" | "base_url" | "path" | "method" | "body" | "json_path" => "text",
         _ => return None,
     };
@@ -52,15 +52,11 @@ pub(super) fn explain(text: &str, problem: Problem) -> Problem {
     let original = problem.message.as_str();
     let message = if let Some(rest) = original.strip_prefix("duplicate mapping key: ") {
         let key = rest.split(',').next().unwrap_or(rest).trim();
-        format!("key {key} is given twice in one mapping; keep one of them")
+        duplicate_key_message(key)
     } else if let Some(rest) = original.strip_prefix("missing field `") {
-        let key = rest.trim_end_matches('`');
-        match expected_form(key) {
-            Some(form) => format!("missing key {key}; add it with {form}"),
-            None => format!("missing key {key}; add it"),
-        }
+        missing_key_message(rest.trim_end_matches('`'))
     } else if let Some(rest) = original.strip_prefix("unknown field `") {
-        unknown_key_message(original, rest)
+        parse_unknown_field(original, rest)
     } else if original == "unexpected end of input" {
         "the file ends inside a value; close every open bracket, brace and quote".to_owned()
     } else if original.starts_with("tabs disallowed") {
@@ -81,10 +77,37 @@ pub(super) fn explain(text: &str, problem: Problem) -> Problem {
     Problem { message, ..problem }
 }
 
+/// Returns the message for a key given twice in one mapping. A key with a space in it is not
+/// echoed, because it may be a key and a secret value with the colon missing.
+pub(super) fn duplicate_key_message(key: &str) -> String {
+    if key.contains(char::is_whitespace) {
+        return "a key with a space in it is given twice in one mapping; keep one of them"
+            .to_owned();
+    }
+    format!("key {key} is given twice in one mapping; keep one of them")
+}
+
+/// Returns the message for a header `line` with no colon after the name, such as
+/// `Authorization Bearer sk-...`. Only the first word, the header name, is echoed, because the
+/// rest may be a secret.
+pub(super) fn spaced_header_message(line: &str) -> String {
+    let name = line.split_whitespace().next().unwrap_or_default();
+    format!(
+        "header {name} has no colon after its name; write {name}: followed by text, or by a secret reference such as {{ env: API_TOKEN }} for a credential"
+    )
+}
+
+/// Returns the message for a required key that is not given.
+pub(super) fn missing_key_message(key: &str) -> String {
+    match expected_form(key) {
+        Some(form) => format!("missing key {key}; add it with {form}"),
+        None => format!("missing key {key}; add it"),
+    }
+}
+
 /// Rewrites serde's "unknown field `KEY`, expected one of A, B" (`rest` is what follows the
-/// first backtick) to name the key, suggest the valid key it is closest to, and list the
-/// valid keys.
-fn unknown_key_message(original: &str, rest: &str) -> String {
+/// first backtick) into [`unknown_key_message`].
+fn parse_unknown_field(original: &str, rest: &str) -> String {
     let Some((key, after)) = rest.rsplit_once("`, expected ") else {
         return original.to_owned();
     };
@@ -95,13 +118,18 @@ fn unknown_key_message(original: &str, rest: &str) -> String {
         .or_else(|| after.strip_prefix("expected "))
         .map(|list| list.split(", ").map(|k| k.trim_matches('`')).collect())
         .unwrap_or_default();
+    unknown_key_message(key, &valid)
+}
+
+/// Returns the message for an unknown `key`: the valid key it is closest to, if any, and the
+/// `valid` keys at its position.
+pub(super) fn unknown_key_message(key: &str, valid: &[&str]) -> String {
     let list = valid.join(", ");
 
     // A key with a space in it is most often a key and its value with the colon missing, such
     // as `bearer sk-...`. The value may be a secret, so the key is not echoed.
     if key.contains(char::is_whitespace) {
-        let first = key.split_whitespace().next().unwrap_or_default();
-        return match valid.iter().find(|v| **v == first) {
+        return match intended_key(key, valid) {
             Some(valid_key) => {
                 let form = expected_form(valid_key).unwrap_or("its value");
                 format!(
@@ -117,21 +145,35 @@ fn unknown_key_message(original: &str, rest: &str) -> String {
     if valid.is_empty() {
         return format!("unknown key {key}; remove it");
     }
-    // Two edits at most catch a typo or a swapped pair of letters. The similarity bound of 0.7
-    // keeps a short key from being offered for another short key, such as path for auth.
-    let closest = valid
-        .iter()
-        .filter(|candidate| strsim::normalized_damerau_levenshtein(key, candidate) >= 0.7)
-        .map(|candidate| (strsim::damerau_levenshtein(key, candidate), *candidate))
-        .filter(|&(distance, _)| distance <= 2)
-        .min();
-
-    match closest {
-        Some((_, suggestion)) => {
+    match closest_key(key, valid) {
+        Some(suggestion) => {
             format!("unknown key {key}; did you mean {suggestion}? Valid keys here: {list}")
         }
         None => format!("unknown key {key}; valid keys here: {list}"),
     }
+}
+
+/// Returns the valid key that an unknown `key` was most likely meant to be: the first word of a
+/// key with a space in it, or a valid key at most two edits away.
+pub(super) fn intended_key<'v>(key: &str, valid: &[&'v str]) -> Option<&'v str> {
+    if key.contains(char::is_whitespace) {
+        let first = key.split_whitespace().next().unwrap_or_default();
+        return valid.iter().find(|v| **v == first).copied();
+    }
+    closest_key(key, valid)
+}
+
+/// Returns the valid key closest to `key`, if it is close enough to suggest.
+fn closest_key<'v>(key: &str, valid: &[&'v str]) -> Option<&'v str> {
+    // Two edits at most catch a typo or a swapped pair of letters. The similarity bound of 0.7
+    // keeps a short key from being offered for another short key, such as path for auth.
+    valid
+        .iter()
+        .filter(|candidate| strsim::normalized_damerau_levenshtein(key, candidate) >= 0.7)
+        .map(|candidate| (strsim::damerau_levenshtein(key, candidate), *candidate))
+        .filter(|&(distance, _)| distance <= 2)
+        .min()
+        .map(|(_, candidate)| candidate)
 }
 
 /// Reports whether serde-saphyr's message states that a value has the wrong shape or type.
@@ -170,16 +212,29 @@ fn shape_message(text: &str, problem: &Problem, original: &str) -> String {
             without_value(original)
         );
     };
-    if original.ends_with("untagged enum HeaderSource") || expected_form(&key).is_none() {
-        return format!(
-            "invalid value for header {key}: write text, or a secret reference such as {{ env: API_TOKEN }} or {{ file: /run/secrets/token }}"
-        );
+    if original.ends_with("untagged enum HeaderSource") {
+        return header_value_message(&key);
     }
-    let form = expected_form(&key).unwrap_or("a value as in examples/ratewatch.yml");
+    invalid_value_message(&key, value.as_deref())
+}
+
+/// Returns the message for a value of `key` that has the wrong shape or type. `value` is the
+/// value as written, echoed only for keys whose values are never secret.
+pub(super) fn invalid_value_message(key: &str, value: Option<&str>) -> String {
+    let Some(form) = expected_form(key) else {
+        return header_value_message(key);
+    };
     match value {
-        Some(value) if echoes_value(&key) => format!("invalid {key} {value:?}: write {form}"),
+        Some(value) if echoes_value(key) => format!("invalid {key} {value:?}: write {form}"),
         _ => format!("invalid {key}: write {form}"),
     }
+}
+
+/// Returns the message for an invalid value of header `name`, without the value.
+fn header_value_message(name: &str) -> String {
+    format!(
+        "invalid value for header {name}: write text, or a secret reference such as {{ env: API_TOKEN }} or {{ file: /run/secrets/token }}"
+    )
 }
 
 /// Finds the key whose value starts at or contains the 1-based `line` and `column`, and the
@@ -187,7 +242,11 @@ fn shape_message(text: &str, problem: &Problem, original: &str) -> String {
 ///
 /// NOTE: the key is read from the source line, so a value that starts on a later line than its
 /// key, such as a block list, is reported without a key name.
-fn key_and_value(text: &str, line: u64, column: u64) -> (Option<String>, Option<String>) {
+pub(super) fn key_and_value(
+    text: &str,
+    line: u64,
+    column: u64,
+) -> (Option<String>, Option<String>) {
     let Some(source) = usize::try_from(line)
         .ok()
         .and_then(|line| line.checked_sub(1))

@@ -1282,3 +1282,339 @@ fn unknown_key_lists_degraded_after() {
         problem.message
     );
 }
+
+/// Returns the line and column of each problem.
+fn places(found: &[Problem]) -> Vec<(u64, u64)> {
+    found.iter().map(|p| (p.line, p.column)).collect()
+}
+
+#[test]
+fn unknown_keys_at_three_depths() {
+    let text = "\
+global:
+  intervl: 30s
+apis:
+  - name: demo
+    base_url: http://127.0.0.1:9/
+    timeuot: 5s
+    endpoints:
+      - name: a
+        path: x
+        rate_limit: 1/s
+        methd: GET
+";
+    let found = problems(text);
+    assert_eq!(places(&found), vec![(2, 3), (6, 5), (11, 9)], "{found:#?}");
+    assert!(
+        found[0]
+            .message
+            .starts_with("unknown key intervl; did you mean interval? Valid keys here: "),
+        "{}",
+        found[0].message
+    );
+    assert!(
+        found[0].message.contains("retry_after_ceiling"),
+        "lists the global keys: {}",
+        found[0].message
+    );
+    assert!(
+        found[1]
+            .message
+            .starts_with("unknown key timeuot; did you mean timeout? Valid keys here: "),
+        "{}",
+        found[1].message
+    );
+    assert!(
+        found[1].message.contains("endpoints"),
+        "lists the API keys: {}",
+        found[1].message
+    );
+    assert!(
+        found[2]
+            .message
+            .starts_with("unknown key methd; did you mean method? Valid keys here: "),
+        "{}",
+        found[2].message
+    );
+    assert!(
+        found[2].message.contains("rate_limit_reset"),
+        "lists the endpoint keys: {}",
+        found[2].message
+    );
+}
+
+#[test]
+fn unknown_keys_and_type_error() {
+    let text = "\
+global:
+  colour: red
+apis:
+  - name: demo
+    base_url: http://127.0.0.1:9/
+    endpoints:
+      - name: a
+        path: x
+        rate_limit: 1/s
+        follow_redirects: maybe
+      - { name: b, path: y, rate_limit: 1/s, weight: 2 }
+";
+    let found = problems(text);
+    assert_eq!(
+        places(&found),
+        vec![(2, 3), (10, 27), (11, 46)],
+        "{found:#?}"
+    );
+    assert!(
+        found[0]
+            .message
+            .starts_with("unknown key colour; valid keys"),
+        "{}",
+        found[0].message
+    );
+    assert_eq!(
+        found[1].message,
+        "invalid follow_redirects \"maybe\": write true or false"
+    );
+    assert!(
+        found[2]
+            .message
+            .starts_with("unknown key weight; valid keys"),
+        "{}",
+        found[2].message
+    );
+}
+
+#[test]
+fn share_type_error_and_unknown_key() {
+    // The tree check cannot judge a share, so this one comes from the typed parse, which stops
+    // there; the unknown key after it comes from the tree check.
+    let text = "\
+apis:
+  - name: demo
+    base_url: http://127.0.0.1:9/
+    endpoints:
+      - { name: a, path: x, probe_share: [1], rate_lmit: 1/s }
+";
+    let found = problems(text);
+    assert_eq!(places(&found), vec![(5, 42), (5, 47)], "{found:#?}");
+    assert!(
+        found[0]
+            .message
+            .starts_with("invalid probe_share \"[1]\": write"),
+        "{}",
+        found[0].message
+    );
+    assert!(
+        found[1]
+            .message
+            .starts_with("unknown key rate_lmit; did you mean rate_limit?"),
+        "{}",
+        found[1].message
+    );
+}
+
+#[test]
+fn duplicate_keys_reported_together() {
+    let text = "\
+apis:
+  - name: demo
+    base_url: http://127.0.0.1:9/
+    name: again
+    endpoints:
+      - name: a
+        path: x
+        rate_limit: 1/s
+        path: y
+        rate_limit: 2/s
+";
+    let found = problems(text);
+    assert_eq!(places(&found), vec![(4, 5), (9, 9), (10, 9)], "{found:#?}");
+    assert_eq!(
+        found[0].message,
+        "key name is given twice in one mapping; keep one of them"
+    );
+    assert_eq!(
+        found[1].message,
+        "key path is given twice in one mapping; keep one of them"
+    );
+    assert_eq!(
+        found[2].message,
+        "key rate_limit is given twice in one mapping; keep one of them"
+    );
+}
+
+#[test]
+fn missing_keys_in_two_endpoints() {
+    let text = "\
+apis:
+  - name: demo
+    base_url: http://127.0.0.1:9/
+    endpoints:
+      - { name: a, rate_limit: 1/s }
+      - { path: b, rate_limit: 1/s }
+";
+    let found = problems(text);
+    assert_eq!(places(&found), vec![(5, 9), (6, 9)], "{found:#?}");
+    assert_eq!(found[0].message, "missing key path; add it with text");
+    assert_eq!(found[1].message, "missing key name; add it with text");
+}
+
+#[test]
+fn misspelt_required_key_not_missing() {
+    let text = "\
+apis:
+  - name: demo
+    base_url: http://127.0.0.1:9/
+    endpoints:
+      - { name: a, pth: x, rate_limit: 1/s }
+";
+    let problem = one_problem(text);
+    assert!(
+        problem
+            .message
+            .starts_with("unknown key pth; did you mean path?"),
+        "{}",
+        problem.message
+    );
+}
+
+#[test]
+fn empty_values_where_not_optional() {
+    let text = "\
+global:
+apis:
+  - name:
+    base_url: http://127.0.0.1:9/
+    headers:
+    endpoints:
+      - { name: a, path: x, rate_limit: 1/s, follow_redirects: }
+";
+    let found = problems(text);
+    assert_eq!(places(&found), vec![(1, 7), (3, 9), (5, 12)], "{found:#?}");
+    assert!(
+        found[0]
+            .message
+            .starts_with("invalid global: write a mapping"),
+        "{}",
+        found[0].message
+    );
+    assert_eq!(found[1].message, "invalid name: write text");
+    assert!(
+        found[2]
+            .message
+            .starts_with("invalid headers: write a mapping"),
+        "{}",
+        found[2].message
+    );
+}
+
+#[test]
+fn layout_traced_from_raw_structs() {
+    use schema::Shape;
+
+    let field = |fields: &[schema::Field], name: &str| -> schema::Field {
+        fields
+            .iter()
+            .find(|f| f.name == name)
+            .unwrap_or_else(|| panic!("no field {name} in {fields:#?}"))
+            .clone()
+    };
+    let Shape::Struct(root) = Shape::of::<raw::RawConfig>() else {
+        panic!("the root is not a struct");
+    };
+    let apis = field(&root, "apis");
+    assert!(apis.required);
+    assert!(!field(&root, "global").required, "global has a default");
+
+    let Shape::Seq(api) = apis.shape else {
+        panic!("apis is not a list: {:?}", apis.shape);
+    };
+    let Shape::Struct(api) = *api else {
+        panic!("an API is not a struct: {api:?}");
+    };
+    assert!(field(&api, "base_url").required);
+    assert_eq!(
+        field(&api, "auth").shape,
+        Shape::Optional(Box::new(Shape::Struct(vec![schema::Field {
+            name: "bearer",
+            shape: Shape::Enum(&["env", "file"]),
+            required: true,
+        }])))
+    );
+    assert_eq!(
+        field(&api, "headers").shape,
+        Shape::Map(Box::new(Shape::Any))
+    );
+
+    let Shape::Seq(endpoint) = field(&api, "endpoints").shape else {
+        panic!("endpoints is not a list");
+    };
+    let Shape::Struct(endpoint) = *endpoint else {
+        panic!("an endpoint is not a struct: {endpoint:?}");
+    };
+    assert!(field(&endpoint, "path").required);
+    assert!(!field(&endpoint, "method").required);
+    assert_eq!(
+        field(&endpoint, "follow_redirects").shape,
+        Shape::Optional(Box::new(Shape::Bool))
+    );
+    assert_eq!(
+        field(&endpoint, "interval").shape,
+        Shape::Optional(Box::new(Shape::Text))
+    );
+    assert_eq!(
+        field(&endpoint, "credit").shape,
+        Shape::Optional(Box::new(Shape::Struct(vec![schema::Field {
+            name: "json_path",
+            shape: Shape::Text,
+            required: true,
+        }])))
+    );
+}
+
+#[test]
+fn secret_mistakes_and_typo_hide_token() {
+    let text = "\
+apis:
+  - name: demo
+    base_url: http://127.0.0.1:9/
+    auth: { bearer: sk-canary-multi-1 }
+    endpoints:
+      - name: a
+        path: x
+        rate_limt: 1/s
+        headers: { Authorization Bearer sk-canary-multi-2 }
+";
+    let error = parse(text, "test.yml", &secrets()).unwrap_err();
+    let output = error.to_string();
+    let ConfigError::Invalid { problems, .. } = error else {
+        panic!("unexpected error {output}");
+    };
+    assert_eq!(
+        places(&problems),
+        vec![(4, 21), (8, 9), (9, 59)],
+        "{output}"
+    );
+    assert!(!output.contains("sk-canary"), "{output}");
+    assert!(
+        problems[0]
+            .message
+            .starts_with("invalid bearer: write a secret reference"),
+        "{}",
+        problems[0].message
+    );
+    assert!(
+        problems[1]
+            .message
+            .starts_with("unknown key rate_limt; did you mean rate_limit?"),
+        "{}",
+        problems[1].message
+    );
+    assert!(
+        problems[2]
+            .message
+            .starts_with("header Authorization has no colon after its name"),
+        "{}",
+        problems[2].message
+    );
+}

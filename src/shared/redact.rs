@@ -148,6 +148,11 @@ mod tests {
                 "redis://xxxxx@host:6379/0",
             ),
             ("rediss://hunter2@host", "rediss://xxxxx@host"),
+            (
+                "rediss://alice:hunter2@127.0.0.1:6380/0#insecure",
+                "rediss://xxxxx@127.0.0.1:6380/0#insecure",
+            ),
+            ("valkeys://:hunter2@host:6380", "valkeys://xxxxx@host:6380"),
             ("redis://:pa/ss@w?rd#x@host/", "redis://xxxxx@host/"),
             ("hunter2@host", "xxxxx@host"),
         ];
@@ -175,6 +180,17 @@ mod tests {
         assert_eq!(redacted.scrub("bad hunter%232"), "bad xxxxx");
         assert_eq!(redacted.scrub("bad hunter#2"), "bad xxxxx");
         assert_eq!(redacted.scrub("no secret here"), "no secret here");
+    }
+
+    #[test]
+    fn tls_url_password_is_scrubbed_from_messages() {
+        let redacted = RedactedUrl::new("rediss://replica:p%40ss%2Fw0rd@127.0.0.1:6380/");
+        assert_eq!(redacted.as_str(), "rediss://xxxxx@127.0.0.1:6380/");
+        assert_eq!(
+            redacted.scrub("AUTH p@ss/w0rd rejected over TLS"),
+            "AUTH xxxxx rejected over TLS"
+        );
+        assert_eq!(redacted.scrub("sent p%40ss%2Fw0rd"), "sent xxxxx");
     }
 
     #[test]

@@ -56,8 +56,9 @@ pub enum SharedError {
     Tls(#[from] TlsError),
     /// The server did not respond within the timeout.
     #[error(
-        "budget store {url}: {operation} timed out after {}; check that redis is running and reachable",
-        humantime::format_duration(*.timeout)
+        "budget store {url}: {operation} timed out after {}; check that redis is running and reachable{}",
+        humantime::format_duration(*.timeout),
+        .advice.map_or_else(String::new, |advice| format!("; {advice}"))
     )]
     Timeout {
         /// The URL, redacted.
@@ -66,6 +67,8 @@ pub enum SharedError {
         operation: &'static str,
         /// The timeout given to [`SharedBudget::connect`].
         timeout: Duration,
+        /// More advice for a connect over TLS.
+        advice: Option<&'static str>,
     },
     /// The connection failed or the server returned an error.
     #[error("budget store {url}: {operation} failed: {reason}")]
@@ -359,15 +362,23 @@ async fn bounded<T>(
 ) -> Result<T, SharedError> {
     match tokio::time::timeout(timeout, request).await {
         Ok(Ok(value)) => Ok(value),
-        Ok(Err(e)) => Err(SharedError::Redis {
-            url: url.as_str().to_owned(),
-            operation,
-            reason: url.scrub(&e.to_string()),
-        }),
+        Ok(Err(e)) => {
+            let mut reason = url.scrub(&e.to_string());
+            let tls_connect = operation == "connect" && url.is_tls();
+            if let Some(hint) = tls::handshake_hint(&e, tls_connect) {
+                reason = format!("{reason}; {hint}");
+            }
+            Err(SharedError::Redis {
+                url: url.as_str().to_owned(),
+                operation,
+                reason,
+            })
+        }
         Err(_) => Err(SharedError::Timeout {
             url: url.as_str().to_owned(),
             operation,
             timeout,
+            advice: (operation == "connect" && url.is_tls()).then_some(tls::TIMEOUT_ADVICE),
         }),
     }
 }
@@ -548,6 +559,29 @@ mod tests {
         assert!(message.contains("--storage.redis-url"), "{message}");
         let none = StoreOptions::from_flags(None, "ratewatch".to_owned(), TlsFiles::default());
         assert!(none.unwrap().is_none());
+    }
+
+    #[test]
+    fn tls_connect_timeout_names_tls_port() {
+        let error = SharedError::Timeout {
+            url: "rediss://xxxxx@127.0.0.1:6380/".to_owned(),
+            operation: "connect",
+            timeout: Duration::from_secs(2),
+            advice: Some(tls::TIMEOUT_ADVICE),
+        };
+        let message = error.to_string();
+        assert!(
+            message.ends_with("reachable; check that the port is Redis's tls-port, because a Redis port without TLS does not reply to a TLS handshake"),
+            "{message}"
+        );
+        let error = SharedError::Timeout {
+            url: "redis://127.0.0.1:6379/".to_owned(),
+            operation: "debit",
+            timeout: Duration::from_secs(2),
+            advice: None,
+        };
+        let message = error.to_string();
+        assert!(message.ends_with("running and reachable"), "{message}");
     }
 
     #[test]

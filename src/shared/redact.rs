@@ -44,6 +44,15 @@ impl RedactedUrl {
         &self.display
     }
 
+    /// Reports whether the URL's scheme is one that connects over TLS.
+    pub(crate) fn is_tls(&self) -> bool {
+        let scheme = self
+            .display
+            .split_once("://")
+            .map_or("", |(scheme, _)| scheme);
+        scheme.eq_ignore_ascii_case("rediss") || scheme.eq_ignore_ascii_case("valkeys")
+    }
+
     /// Returns `text` with every occurrence of the URL's passwords, as written or
     /// percent-decoded, replaced by `xxxxx`.
     pub(crate) fn scrub(&self, text: &str) -> String {
@@ -191,6 +200,16 @@ mod tests {
             "AUTH xxxxx rejected over TLS"
         );
         assert_eq!(redacted.scrub("sent p%40ss%2Fw0rd"), "sent xxxxx");
+    }
+
+    #[test]
+    fn tls_schemes_are_recognized() {
+        for url in ["rediss://:pw@host/", "REDISS://host", "valkeys://host:6380"] {
+            assert!(RedactedUrl::new(url).is_tls(), "{url}");
+        }
+        for url in ["redis://host/", "redis+unix:///sock", "not a url"] {
+            assert!(!RedactedUrl::new(url).is_tls(), "{url}");
+        }
     }
 
     #[test]

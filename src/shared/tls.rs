@@ -12,7 +12,7 @@ use std::sync::Arc;
 use redis::{ClientTlsConfig, TlsCertificates};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::{ClientConfig, RootCertStore};
+use rustls::{AlertDescription, CertificateError, ClientConfig, RootCertStore};
 
 /// The largest certificate or key file read. PEM chains are a few KiB, so a larger file is
 /// almost certainly the wrong file.
@@ -293,6 +293,71 @@ fn read_client_pair(cert_path: &Path, key_path: &Path) -> Result<ClientTlsConfig
     })
 }
 
+/// The advice added to a connect over TLS that timed out, because a Redis port without TLS
+/// waits for a command and never replies to the handshake.
+pub(crate) const TIMEOUT_ADVICE: &str = "check that the port is Redis's tls-port, because a Redis port without TLS does not reply to a TLS handshake";
+
+/// Returns what to do about a failed TLS handshake, if `error` is one. The rustls error is
+/// found only in the first connect's error, because the redis crate turns the errors of
+/// later reconnects into text.
+///
+/// A connect over TLS that timed out gets [`TIMEOUT_ADVICE`].
+pub(crate) fn handshake_hint(
+    error: &(dyn std::error::Error + 'static),
+    tls_connect: bool,
+) -> Option<String> {
+    let mut current = Some(error);
+    while let Some(error) = current {
+        let io_error = error.downcast_ref::<std::io::Error>();
+        if tls_connect && io_error.is_some_and(|e| e.kind() == std::io::ErrorKind::TimedOut) {
+            return Some(TIMEOUT_ADVICE.to_owned());
+        }
+        let rustls_error = error.downcast_ref::<rustls::Error>().or_else(|| {
+            io_error
+                .and_then(std::io::Error::get_ref)
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        });
+        if let Some(rustls_error) = rustls_error {
+            return hint_for(rustls_error);
+        }
+        current = error.source();
+    }
+    None
+}
+
+fn hint_for(error: &rustls::Error) -> Option<String> {
+    let ca = CA_FILE_FLAG.name;
+    let cert = CERT_FILE_FLAG.name;
+    let key = KEY_FILE_FLAG.name;
+    let hint = match error {
+        rustls::Error::InvalidCertificate(
+            CertificateError::UnknownIssuer | CertificateError::BadSignature,
+        ) => format!(
+            "the Redis server's certificate is not signed by a trusted CA, so name the CA that signed it with {ca} (which replaces the system's CA certificates)"
+        ),
+        rustls::Error::InvalidCertificate(
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+        ) => "the Redis server's certificate does not list the host of the URL, so connect to a name or address that the certificate lists".to_owned(),
+        rustls::Error::InvalidCertificate(_) => format!(
+            "the Redis server's certificate was rejected, so check that it is current and signed by a CA in {ca}"
+        ),
+        rustls::Error::AlertReceived(AlertDescription::CertificateRequired) => format!(
+            "the Redis server requires a client certificate (tls-auth-clients yes), so set {cert} and {key}"
+        ),
+        rustls::Error::AlertReceived(
+            AlertDescription::UnknownCA
+            | AlertDescription::BadCertificate
+            | AlertDescription::CertificateUnknown
+            | AlertDescription::CertificateExpired,
+        ) => format!(
+            "the Redis server rejected the client certificate of {cert}, so use one signed by a CA in the server's tls-ca-cert-file"
+        ),
+        rustls::Error::InvalidMessage(_) => "the server did not reply with TLS, so check that the port is Redis's tls-port, or use redis:// for a server without TLS".to_owned(),
+        _ => return None,
+    };
+    Some(hint)
+}
+
 fn mismatch(cert: &Path, key: &Path, error: &rustls::Error) -> TlsError {
     let reason = match error {
         rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch) => {
@@ -480,6 +545,51 @@ mod tests {
         assert!(matches!(error, TlsError::Mismatch { .. }), "{message}");
         assert!(message.contains("issued for a different key"), "{message}");
         assert!(message.contains("other-key.pem"), "{message}");
+    }
+
+    #[test]
+    fn handshake_hint_names_the_fix() {
+        let cases = [
+            (
+                rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer),
+                "--storage.redis-tls-ca-file",
+            ),
+            (
+                rustls::Error::InvalidCertificate(CertificateError::NotValidForName),
+                "does not list the host",
+            ),
+            (
+                rustls::Error::InvalidCertificate(CertificateError::Expired),
+                "check that it is current",
+            ),
+            (
+                rustls::Error::AlertReceived(AlertDescription::CertificateRequired),
+                "--storage.redis-tls-key-file",
+            ),
+            (
+                rustls::Error::AlertReceived(AlertDescription::UnknownCA),
+                "rejected the client certificate",
+            ),
+            (
+                rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType),
+                "did not reply with TLS",
+            ),
+        ];
+        for (error, expected) in cases {
+            // Wrapped as tokio-rustls returns it, inside an io::Error.
+            let wrapped = std::io::Error::new(std::io::ErrorKind::InvalidData, error.clone());
+            let hint =
+                handshake_hint(&wrapped, false).unwrap_or_else(|| panic!("no hint for {error}"));
+            assert!(hint.contains(expected), "{error}: {hint}");
+        }
+        let other = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        assert_eq!(handshake_hint(&other, true), None);
+
+        // A timed-out connect gets a hint over TLS only.
+        let timed_out = std::io::Error::from(std::io::ErrorKind::TimedOut);
+        let hint = handshake_hint(&timed_out, true).unwrap();
+        assert!(hint.contains("tls-port"), "{hint}");
+        assert_eq!(handshake_hint(&timed_out, false), None);
     }
 
     #[test]

@@ -15,11 +15,15 @@
 //! server is an error, and the connection is re-established on a later call once the server
 //! responds again.
 //!
-//! `rediss://` URLs connect over TLS with rustls ([`TlsFiles`]).
+//! `rediss://` URLs connect over TLS with rustls ([`TlsFiles`]). On its first connection a
+//! [`LazyBudget`] reads the server's persistence settings ([`Persistence`]) and logs a
+//! warning when a Redis restart can lose debits.
 
+mod persistence;
 mod redact;
 mod tls;
 
+use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::sync::{Arc, LazyLock};
@@ -29,6 +33,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{ConnectionAddr, RedisError, Script};
 
 use crate::plan::WindowBudget;
+pub use persistence::Persistence;
 use redact::RedactedUrl;
 pub use tls::{CA_FILE_FLAG, CERT_FILE_FLAG, Flag, KEY_FILE_FLAG, TlsError, TlsFiles};
 
@@ -63,7 +68,8 @@ pub enum SharedError {
     Timeout {
         /// The URL, redacted.
         url: String,
-        /// The call that timed out: `connect`, `debit`, `settle`, `claim_slot` or `ping`.
+        /// The call that timed out: `connect`, `debit`, `settle`, `claim_slot`, `ping` or
+        /// `config_get`.
         operation: &'static str,
         /// The timeout given to [`SharedBudget::connect`].
         timeout: Duration,
@@ -75,7 +81,8 @@ pub enum SharedError {
     Redis {
         /// The URL, redacted.
         url: String,
-        /// The call that failed: `connect`, `debit`, `settle`, `claim_slot` or `ping`.
+        /// The call that failed: `connect`, `debit`, `settle`, `claim_slot`, `ping` or
+        /// `config_get`.
         operation: &'static str,
         /// The client's error message, with any password removed.
         reason: String,
@@ -302,6 +309,31 @@ impl SharedBudget {
         Ok(())
     }
 
+    /// Reads `appendonly` and `appendfsync` with `CONFIG GET`. Any failure, such as a
+    /// renamed `CONFIG` command, is [`Persistence::Unknown`], never an error.
+    pub async fn persistence(&self) -> Persistence {
+        // Each reply maps the parameter name to its value, or is empty for a hidden parameter.
+        type Settings = HashMap<String, String>;
+        let mut pipeline = redis::pipe();
+        pipeline
+            .cmd("CONFIG")
+            .arg("GET")
+            .arg("appendonly")
+            .cmd("CONFIG")
+            .arg("GET")
+            .arg("appendfsync");
+        let mut connection = self.connection.clone();
+        let reply: Result<(Settings, Settings), _> = self
+            .call("config_get", pipeline.query_async(&mut connection))
+            .await;
+        match reply {
+            Ok((appendonly, appendfsync)) => Persistence::from_config(&appendonly, &appendfsync),
+            Err(error) => Persistence::Unknown {
+                reason: error.to_string(),
+            },
+        }
+    }
+
     /// Returns the Redis key of `endpoint_key`'s budget.
     #[must_use]
     pub fn budget_key(&self, endpoint_key: &str) -> String {
@@ -458,7 +490,8 @@ impl LazyBudget {
         })
     }
 
-    /// Returns the connection, connecting first if there is none yet.
+    /// Returns the connection, connecting first if there is none yet. The first successful
+    /// connect logs the server's persistence settings ([`SharedBudget::persistence`]).
     pub async fn get(&self) -> Result<SharedBudget, SharedError> {
         let mut connection = self.connection.lock().await;
         if let Some(existing) = connection.as_ref() {
@@ -471,6 +504,7 @@ impl LazyBudget {
             self.timeout,
         )
         .await?;
+        fresh.persistence().await.log(self.url.as_str());
         *connection = Some(fresh.clone());
         Ok(fresh)
     }

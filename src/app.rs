@@ -16,7 +16,7 @@ use crate::metrics::{Metrics, MetricsError, unix_seconds};
 use crate::probe::{HttpProber, ProbeError};
 use crate::schedule::Scheduler;
 use crate::secret::SecretSource;
-use crate::shared::LazyBudget;
+use crate::shared::{LazyBudget, StoreOptions};
 use crate::state::{Opening, StateStore, StoreError};
 use crate::status::StatusBoard;
 use crate::web::{self, AppState, ReloadRequest};
@@ -50,7 +50,7 @@ pub enum StartError {
     /// Signal handlers could not be installed.
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
-    /// The shared budget store's URL is invalid.
+    /// The shared budget store's URL or TLS files are invalid.
     #[error(transparent)]
     SharedBudget(#[from] crate::shared::SharedError),
     /// The TLS listener could not start.
@@ -76,8 +76,8 @@ pub struct Options {
     pub enable_lifecycle: bool,
     /// The state store directory; `None` keeps no state (the demo).
     pub storage_path: Option<PathBuf>,
-    /// Redis URL and key prefix of a budget shared with other replicas.
-    pub shared_budget: Option<(String, String)>,
+    /// Redis URL, key prefix and TLS files of a budget shared with other replicas.
+    pub shared_budget: Option<StoreOptions>,
     /// How long in-flight probes may run at shutdown.
     pub grace_period: Duration,
     /// Rewrites every API's base URL after each load; `demo` points them at its simulator.
@@ -110,11 +110,7 @@ pub async fn run(
 ) -> Result<(), StartError> {
     let config = load(&options)?;
     let shared_budget = match &options.shared_budget {
-        Some((url, prefix)) => Some(Arc::new(LazyBudget::new(
-            url,
-            prefix,
-            SHARED_BUDGET_TIMEOUT,
-        )?)),
+        Some(store) => Some(Arc::new(LazyBudget::new(store, SHARED_BUDGET_TIMEOUT)?)),
         None => None,
     };
     let metrics = Metrics::new()?;

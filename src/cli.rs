@@ -93,9 +93,9 @@ pub struct DaemonArgs {
     /// Directory of the state store: spent budget, pauses and last results.
     #[arg(long = "storage.path", value_name = "DIR", default_value = "./data")]
     pub storage_path: PathBuf,
-    /// Redis URL of a probe budget shared with other replicas (`redis://[:PASSWORD@]HOST:PORT/DB`);
-    /// read from `RATEWATCH_REDIS_URL` when the flag is not given, so a password need not
-    /// appear on the command line.
+    /// Redis URL of a probe budget shared with other replicas: `redis://[:PASSWORD@]HOST:PORT/DB`,
+    /// or `rediss://` for TLS. Read from `RATEWATCH_REDIS_URL` when the flag is not given, so a
+    /// password need not appear on the command line.
     #[arg(
         long = "storage.redis-url",
         value_name = "URL",
@@ -110,6 +110,29 @@ pub struct DaemonArgs {
         default_value = "ratewatch"
     )]
     pub redis_prefix: String,
+    /// PEM file of the CA certificates that sign the Redis server's certificate, for a
+    /// `rediss://` URL; replaces the system's CA certificates.
+    #[arg(
+        long = "storage.redis-tls-ca-file",
+        value_name = "FILE",
+        env = "RATEWATCH_REDIS_TLS_CA_FILE"
+    )]
+    pub redis_tls_ca_file: Option<PathBuf>,
+    /// PEM file of the client certificate that a `rediss://` connection presents, for Redis
+    /// with `tls-auth-clients yes`; needs --storage.redis-tls-key-file.
+    #[arg(
+        long = "storage.redis-tls-cert-file",
+        value_name = "FILE",
+        env = "RATEWATCH_REDIS_TLS_CERT_FILE"
+    )]
+    pub redis_tls_cert_file: Option<PathBuf>,
+    /// PEM file of the private key of --storage.redis-tls-cert-file.
+    #[arg(
+        long = "storage.redis-tls-key-file",
+        value_name = "FILE",
+        env = "RATEWATCH_REDIS_TLS_KEY_FILE"
+    )]
+    pub redis_tls_key_file: Option<PathBuf>,
     /// Enable `POST /-/reload`.
     #[arg(long = "web.enable-lifecycle")]
     pub enable_lifecycle: bool,
@@ -263,5 +286,43 @@ mod tests {
             panic!("expected check, got {:?}", cli.command);
         };
         assert_eq!(web_config_file, Some(PathBuf::from("web.yml")));
+    }
+
+    #[test]
+    fn redis_tls_flags_match_error_messages() {
+        use clap::CommandFactory;
+
+        let command = Cli::command();
+        for flag in [
+            crate::shared::CA_FILE_FLAG,
+            crate::shared::CERT_FILE_FLAG,
+            crate::shared::KEY_FILE_FLAG,
+        ] {
+            let long = flag.name.trim_start_matches("--");
+            let argument = command
+                .get_arguments()
+                .find(|a| a.get_long() == Some(long))
+                .unwrap_or_else(|| panic!("no flag {}", flag.name));
+            let env = argument.get_env().map(|e| e.to_string_lossy().into_owned());
+            assert_eq!(env.as_deref(), Some(flag.env), "{}", flag.name);
+        }
+
+        let cli = Cli::try_parse_from([
+            "ratewatch",
+            "--storage.redis-url=rediss://127.0.0.1:6380/",
+            "--storage.redis-tls-ca-file=ca.pem",
+            "--storage.redis-tls-cert-file=client.pem",
+            "--storage.redis-tls-key-file=client-key.pem",
+        ])
+        .unwrap();
+        assert_eq!(cli.daemon.redis_tls_ca_file, Some(PathBuf::from("ca.pem")));
+        assert_eq!(
+            cli.daemon.redis_tls_cert_file,
+            Some(PathBuf::from("client.pem"))
+        );
+        assert_eq!(
+            cli.daemon.redis_tls_key_file,
+            Some(PathBuf::from("client-key.pem"))
+        );
     }
 }

@@ -11,6 +11,7 @@ use crate::app::{self, Options};
 use crate::cli::DaemonArgs;
 use crate::config::{self, Config};
 use crate::secret::SecretSource;
+use crate::shared::{StoreOptions, TlsFiles};
 use crate::simulate::{self, Scenario};
 use crate::webconfig::{self, LiveWebConfig};
 
@@ -20,9 +21,15 @@ pub const EXAMPLE_CONFIG: &str = include_str!("../examples/ratewatch.yml");
 /// The key `demo` uses against its simulator when `RATEWATCH_API_KEY` is not set.
 const DEMO_KEY: &str = "demo-key";
 
-/// Runs the daemon with the given flags. An invalid web configuration file stops it before
-/// the listen address is bound.
+/// Runs the daemon with the given flags. An invalid web configuration file, or Redis TLS
+/// files without a Redis URL, stop it before the listen address is bound.
 pub async fn daemon(args: DaemonArgs) -> anyhow::Result<()> {
+    let redis_tls = TlsFiles {
+        ca_file: args.redis_tls_ca_file,
+        cert_file: args.redis_tls_cert_file,
+        key_file: args.redis_tls_key_file,
+    };
+    let shared_budget = StoreOptions::from_flags(args.redis_url, args.redis_prefix, redis_tls)?;
     let web_config = match args.web_config_file {
         Some(path) => Some(Arc::new(LiveWebConfig::load(path)?)),
         None => None,
@@ -35,7 +42,7 @@ pub async fn daemon(args: DaemonArgs) -> anyhow::Result<()> {
         listen_address: args.listen_address,
         enable_lifecycle: args.enable_lifecycle,
         storage_path: Some(args.storage_path),
-        shared_budget: args.redis_url.map(|url| (url, args.redis_prefix)),
+        shared_budget,
         grace_period: args.grace_period,
         rewrite: None,
     };

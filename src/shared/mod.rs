@@ -14,19 +14,28 @@
 //! Every call is bounded by the timeout given to [`SharedBudget::connect`]. An unreachable
 //! server is an error, and the connection is re-established on a later call once the server
 //! responds again.
+//!
+//! `rediss://` URLs connect over TLS with rustls ([`TlsFiles`]). On its first connection a
+//! [`LazyBudget`] reads the server's persistence settings ([`Persistence`]) and logs a
+//! warning when a Redis restart can lose debits.
 
+mod persistence;
 mod redact;
+mod tls;
 
+use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{RedisError, Script};
+use redis::{ConnectionAddr, RedisError, Script};
 
 use crate::plan::WindowBudget;
+pub use persistence::Persistence;
 use redact::RedactedUrl;
+pub use tls::{CA_FILE_FLAG, CERT_FILE_FLAG, Flag, KEY_FILE_FLAG, TlsError, TlsFiles};
 
 /// The debit script; see `debit.lua` for its arguments and replies.
 static DEBIT_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("debit.lua")));
@@ -39,7 +48,7 @@ static SETTLE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(include_st
 pub enum SharedError {
     /// The URL is not one the Redis client accepts.
     #[error(
-        "invalid budget store URL {url}: {reason}; expected redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] in --storage.redis-url or RATEWATCH_REDIS_URL"
+        "invalid budget store URL {url}: {reason}; expected redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] or rediss:// for TLS in --storage.redis-url or RATEWATCH_REDIS_URL"
     )]
     InvalidUrl {
         /// The URL, redacted.
@@ -47,25 +56,33 @@ pub enum SharedError {
         /// The client's reason for rejecting it.
         reason: String,
     },
+    /// The TLS files cannot be used, or do not fit the URL.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     /// The server did not respond within the timeout.
     #[error(
-        "budget store {url}: {operation} timed out after {}; check that redis is running and reachable",
-        humantime::format_duration(*.timeout)
+        "budget store {url}: {operation} timed out after {}; check that redis is running and reachable{}",
+        humantime::format_duration(*.timeout),
+        .advice.map_or_else(String::new, |advice| format!("; {advice}"))
     )]
     Timeout {
         /// The URL, redacted.
         url: String,
-        /// The call that timed out: `connect`, `debit`, `settle`, `claim_slot` or `ping`.
+        /// The call that timed out: `connect`, `debit`, `settle`, `claim_slot`, `ping` or
+        /// `config_get`.
         operation: &'static str,
         /// The timeout given to [`SharedBudget::connect`].
         timeout: Duration,
+        /// More advice for a connect over TLS.
+        advice: Option<&'static str>,
     },
     /// The connection failed or the server returned an error.
     #[error("budget store {url}: {operation} failed: {reason}")]
     Redis {
         /// The URL, redacted.
         url: String,
-        /// The call that failed: `connect`, `debit`, `settle`, `claim_slot` or `ping`.
+        /// The call that failed: `connect`, `debit`, `settle`, `claim_slot`, `ping` or
+        /// `config_get`.
         operation: &'static str,
         /// The client's error message, with any password removed.
         reason: String,
@@ -141,9 +158,10 @@ impl fmt::Debug for SharedBudget {
 }
 
 impl SharedBudget {
-    /// Connects to the Redis server at `url` (`redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]`
-    /// or `redis+unix:///PATH`). Every key starts with `prefix:`. This call and every later
-    /// one fail with [`SharedError::Timeout`] after `timeout`.
+    /// Connects to the Redis server at `url` (`redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]`,
+    /// `rediss://` for TLS with the system's CA certificates, or `redis+unix:///PATH`). Every
+    /// key starts with `prefix:`. This call and every later one fail with
+    /// [`SharedError::Timeout`] after `timeout`.
     ///
     /// An unreachable server is an error here. After a successful connect, a lost connection
     /// is re-established by later calls, one attempt per call.
@@ -153,10 +171,16 @@ impl SharedBudget {
         timeout: Duration,
     ) -> Result<SharedBudget, SharedError> {
         let redacted = Arc::new(RedactedUrl::new(url));
-        let client = redis::Client::open(url).map_err(|e| SharedError::InvalidUrl {
-            url: redacted.as_str().to_owned(),
-            reason: redacted.scrub(&e.to_string()),
-        })?;
+        let client = open_client(url, &TlsFiles::default(), &redacted)?;
+        SharedBudget::connect_client(client, redacted, Arc::from(prefix), timeout).await
+    }
+
+    async fn connect_client(
+        client: redis::Client,
+        url: Arc<RedactedUrl>,
+        prefix: Arc<str>,
+        timeout: Duration,
+    ) -> Result<SharedBudget, SharedError> {
         // The client's default backoff (redis 0.32.7 with backon 1.6) waits at least 1s, then
         // at least 60s, between reconnection attempts. With no retries each failed attempt ends at once,
         // and the next call starts a new one, so a restarted server is found on the next call.
@@ -165,11 +189,11 @@ impl SharedBudget {
             .set_connection_timeout(timeout)
             .set_response_timeout(timeout);
         let connect = ConnectionManager::new_with_config(client, config);
-        let connection = bounded(&redacted, timeout, "connect", connect).await?;
+        let connection = bounded(&url, timeout, "connect", connect).await?;
         Ok(SharedBudget {
             connection,
-            url: redacted,
-            prefix: Arc::from(prefix),
+            url,
+            prefix,
             timeout,
         })
     }
@@ -285,6 +309,31 @@ impl SharedBudget {
         Ok(())
     }
 
+    /// Reads `appendonly` and `appendfsync` with `CONFIG GET`. Any failure, such as a
+    /// renamed `CONFIG` command, is [`Persistence::Unknown`], never an error.
+    pub async fn persistence(&self) -> Persistence {
+        // Each reply maps the parameter name to its value, or is empty for a hidden parameter.
+        type Settings = HashMap<String, String>;
+        let mut pipeline = redis::pipe();
+        pipeline
+            .cmd("CONFIG")
+            .arg("GET")
+            .arg("appendonly")
+            .cmd("CONFIG")
+            .arg("GET")
+            .arg("appendfsync");
+        let mut connection = self.connection.clone();
+        let reply: Result<(Settings, Settings), _> = self
+            .call("config_get", pipeline.query_async(&mut connection))
+            .await;
+        match reply {
+            Ok((appendonly, appendfsync)) => Persistence::from_config(&appendonly, &appendfsync),
+            Err(error) => Persistence::Unknown {
+                reason: error.to_string(),
+            },
+        }
+    }
+
     /// Returns the Redis key of `endpoint_key`'s budget.
     #[must_use]
     pub fn budget_key(&self, endpoint_key: &str) -> String {
@@ -300,6 +349,42 @@ impl SharedBudget {
     }
 }
 
+/// Parses `url` and applies the TLS files, which must come with a `rediss://` URL.
+fn open_client(
+    url: &str,
+    tls: &TlsFiles,
+    redacted: &RedactedUrl,
+) -> Result<redis::Client, SharedError> {
+    let invalid_url = |error: &RedisError| SharedError::InvalidUrl {
+        url: redacted.as_str().to_owned(),
+        reason: redacted.scrub(&error.to_string()),
+    };
+    let client = redis::Client::open(url).map_err(|e| invalid_url(&e))?;
+    let info = client.get_connection_info();
+    let ConnectionAddr::TcpTls { insecure, .. } = info.addr else {
+        if tls.is_empty() {
+            return Ok(client);
+        }
+        return Err(TlsError::NotTlsUrl {
+            url: redacted.as_str().to_owned(),
+            flags: tls.flags_set(),
+        }
+        .into());
+    };
+    if insecure {
+        return Err(TlsError::Insecure {
+            url: redacted.as_str().to_owned(),
+        }
+        .into());
+    }
+    match tls.load()? {
+        Some(certificates) => {
+            redis::Client::build_with_tls(info.clone(), certificates).map_err(|e| invalid_url(&e))
+        }
+        None => Ok(client),
+    }
+}
+
 /// Awaits `request` for at most `timeout`, mapping both failures to [`SharedError`].
 async fn bounded<T>(
     url: &RedactedUrl,
@@ -309,16 +394,63 @@ async fn bounded<T>(
 ) -> Result<T, SharedError> {
     match tokio::time::timeout(timeout, request).await {
         Ok(Ok(value)) => Ok(value),
-        Ok(Err(e)) => Err(SharedError::Redis {
-            url: url.as_str().to_owned(),
-            operation,
-            reason: url.scrub(&e.to_string()),
-        }),
+        Ok(Err(e)) => {
+            let mut reason = url.scrub(&e.to_string());
+            let tls_connect = operation == "connect" && url.is_tls();
+            if let Some(hint) = tls::handshake_hint(&e, tls_connect) {
+                reason = format!("{reason}; {hint}");
+            }
+            Err(SharedError::Redis {
+                url: url.as_str().to_owned(),
+                operation,
+                reason,
+            })
+        }
         Err(_) => Err(SharedError::Timeout {
             url: url.as_str().to_owned(),
             operation,
             timeout,
+            advice: (operation == "connect" && url.is_tls()).then_some(tls::TIMEOUT_ADVICE),
         }),
+    }
+}
+
+/// The location of the shared budget, as given on the command line.
+#[derive(Clone)]
+pub struct StoreOptions {
+    /// The Redis URL, which may contain a password.
+    pub url: String,
+    /// The prefix of every key.
+    pub prefix: String,
+    /// The TLS files for a `rediss://` URL.
+    pub tls: TlsFiles,
+}
+
+impl fmt::Debug for StoreOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoreOptions")
+            .field("url", &RedactedUrl::new(&self.url).as_str())
+            .field("prefix", &self.prefix)
+            .field("tls", &self.tls)
+            .finish()
+    }
+}
+
+impl StoreOptions {
+    /// Combines the flags into options, or `None` without a URL. TLS files without a URL
+    /// are an error, because they would be silently ignored.
+    pub fn from_flags(
+        url: Option<String>,
+        prefix: String,
+        tls: TlsFiles,
+    ) -> Result<Option<StoreOptions>, TlsError> {
+        match url {
+            Some(url) => Ok(Some(StoreOptions { url, prefix, tls })),
+            None if tls.is_empty() => Ok(None),
+            None => Err(TlsError::WithoutUrl {
+                flags: tls.flags_set(),
+            }),
+        }
     }
 }
 
@@ -326,8 +458,9 @@ async fn bounded<T>(
 /// started while Redis is down serves metrics, reports not ready, and starts probing once
 /// Redis is back.
 pub struct LazyBudget {
-    url: String,
-    prefix: String,
+    client: redis::Client,
+    url: Arc<RedactedUrl>,
+    prefix: Arc<str>,
     timeout: Duration,
     connection: tokio::sync::Mutex<Option<SharedBudget>>,
 }
@@ -335,40 +468,165 @@ pub struct LazyBudget {
 impl fmt::Debug for LazyBudget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LazyBudget")
-            .field("url", &RedactedUrl::new(&self.url).as_str())
+            .field("url", &self.url.as_str())
             .field("prefix", &self.prefix)
             .finish_non_exhaustive()
     }
 }
 
 impl LazyBudget {
-    /// Returns a budget that connects to `url` when first used. A URL the Redis client cannot
-    /// parse is an error at once, so a typo stops the daemon at start-up instead of failing
-    /// every probe slot.
-    pub fn new(url: &str, prefix: &str, timeout: Duration) -> Result<LazyBudget, SharedError> {
-        if let Err(error) = redis::Client::open(url) {
-            let redacted = RedactedUrl::new(url);
-            return Err(SharedError::InvalidUrl {
-                url: redacted.as_str().to_owned(),
-                reason: redacted.scrub(&error.to_string()),
-            });
-        }
+    /// Returns a budget that connects when first used. A URL the Redis client cannot parse,
+    /// an unusable TLS file, or TLS files with a URL without TLS are errors at once, so a
+    /// typo stops the daemon at start-up instead of failing every probe slot.
+    pub fn new(options: &StoreOptions, timeout: Duration) -> Result<LazyBudget, SharedError> {
+        let url = Arc::new(RedactedUrl::new(&options.url));
+        let client = open_client(&options.url, &options.tls, &url)?;
         Ok(LazyBudget {
-            url: url.to_owned(),
-            prefix: prefix.to_owned(),
+            client,
+            url,
+            prefix: Arc::from(options.prefix.as_str()),
             timeout,
             connection: tokio::sync::Mutex::new(None),
         })
     }
 
-    /// Returns the connection, connecting first if there is none yet.
+    /// Returns the connection, connecting first if there is none yet. The first successful
+    /// connect logs the server's persistence settings ([`SharedBudget::persistence`]).
     pub async fn get(&self) -> Result<SharedBudget, SharedError> {
         let mut connection = self.connection.lock().await;
         if let Some(existing) = connection.as_ref() {
             return Ok(existing.clone());
         }
-        let fresh = SharedBudget::connect(&self.url, &self.prefix, self.timeout).await?;
+        let fresh = SharedBudget::connect_client(
+            self.client.clone(),
+            self.url.clone(),
+            self.prefix.clone(),
+            self.timeout,
+        )
+        .await?;
+        fresh.persistence().await.log(self.url.as_str());
         *connection = Some(fresh.clone());
         Ok(fresh)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tls_files() -> TlsFiles {
+        TlsFiles {
+            ca_file: Some("ca.pem".into()),
+            ..TlsFiles::default()
+        }
+    }
+
+    fn open_error(url: &str, tls: &TlsFiles) -> SharedError {
+        match open_client(url, tls, &RedactedUrl::new(url)) {
+            Ok(client) => panic!("accepted {:?}", client.get_connection_info().addr),
+            Err(error) => error,
+        }
+    }
+
+    #[test]
+    fn tls_files_with_plain_url_are_rejected() {
+        for url in [
+            "redis://:hunter2@127.0.0.1:6379/",
+            "redis+unix:///run/redis.sock?pass=hunter2",
+        ] {
+            let error = open_error(url, &tls_files());
+            let message = error.to_string();
+            assert!(
+                matches!(error, SharedError::Tls(TlsError::NotTlsUrl { .. })),
+                "{message}"
+            );
+            assert!(
+                message.contains("--storage.redis-tls-ca-file is set"),
+                "{message}"
+            );
+            assert!(message.contains("rediss://"), "{message}");
+            assert!(!message.contains("hunter2"), "{message}");
+        }
+    }
+
+    #[test]
+    fn insecure_fragment_is_rejected() {
+        let error = open_error(
+            "rediss://:hunter2@127.0.0.1:6380/#insecure",
+            &TlsFiles::default(),
+        );
+        let message = error.to_string();
+        assert!(
+            matches!(error, SharedError::Tls(TlsError::Insecure { .. })),
+            "{message}"
+        );
+        assert!(message.contains("#insecure"), "{message}");
+        assert!(!message.contains("hunter2"), "{message}");
+    }
+
+    #[test]
+    fn tls_url_without_files_uses_system_roots() {
+        let url = "rediss://:hunter2@127.0.0.1:6380/";
+        let client = open_client(url, &TlsFiles::default(), &RedactedUrl::new(url)).unwrap();
+        let addr = &client.get_connection_info().addr;
+        assert!(
+            matches!(
+                addr,
+                ConnectionAddr::TcpTls {
+                    insecure: false,
+                    ..
+                }
+            ),
+            "{addr:?}"
+        );
+    }
+
+    #[test]
+    fn tls_files_without_url_are_rejected() {
+        let error = StoreOptions::from_flags(None, "ratewatch".to_owned(), tls_files())
+            .expect_err("accepted TLS files without a URL");
+        let message = error.to_string();
+        assert!(
+            message.contains("--storage.redis-tls-ca-file is set"),
+            "{message}"
+        );
+        assert!(message.contains("--storage.redis-url"), "{message}");
+        let none = StoreOptions::from_flags(None, "ratewatch".to_owned(), TlsFiles::default());
+        assert!(none.unwrap().is_none());
+    }
+
+    #[test]
+    fn tls_connect_timeout_names_tls_port() {
+        let error = SharedError::Timeout {
+            url: "rediss://xxxxx@127.0.0.1:6380/".to_owned(),
+            operation: "connect",
+            timeout: Duration::from_secs(2),
+            advice: Some(tls::TIMEOUT_ADVICE),
+        };
+        let message = error.to_string();
+        assert!(
+            message.ends_with("reachable; check that the port is Redis's tls-port, because a Redis port without TLS does not reply to a TLS handshake"),
+            "{message}"
+        );
+        let error = SharedError::Timeout {
+            url: "redis://127.0.0.1:6379/".to_owned(),
+            operation: "debit",
+            timeout: Duration::from_secs(2),
+            advice: None,
+        };
+        let message = error.to_string();
+        assert!(message.ends_with("running and reachable"), "{message}");
+    }
+
+    #[test]
+    fn store_options_debug_hides_password() {
+        let options = StoreOptions {
+            url: "rediss://:hunter2@127.0.0.1:6380/".to_owned(),
+            prefix: "ratewatch".to_owned(),
+            tls: tls_files(),
+        };
+        let debug = format!("{options:?}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+        assert!(debug.contains("127.0.0.1:6380"), "{debug}");
     }
 }

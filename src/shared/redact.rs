@@ -44,6 +44,15 @@ impl RedactedUrl {
         &self.display
     }
 
+    /// Reports whether the URL's scheme is one that connects over TLS.
+    pub(crate) fn is_tls(&self) -> bool {
+        let scheme = self
+            .display
+            .split_once("://")
+            .map_or("", |(scheme, _)| scheme);
+        scheme.eq_ignore_ascii_case("rediss") || scheme.eq_ignore_ascii_case("valkeys")
+    }
+
     /// Returns `text` with every occurrence of the URL's passwords, as written or
     /// percent-decoded, replaced by `xxxxx`.
     pub(crate) fn scrub(&self, text: &str) -> String {
@@ -148,6 +157,11 @@ mod tests {
                 "redis://xxxxx@host:6379/0",
             ),
             ("rediss://hunter2@host", "rediss://xxxxx@host"),
+            (
+                "rediss://alice:hunter2@127.0.0.1:6380/0#insecure",
+                "rediss://xxxxx@127.0.0.1:6380/0#insecure",
+            ),
+            ("valkeys://:hunter2@host:6380", "valkeys://xxxxx@host:6380"),
             ("redis://:pa/ss@w?rd#x@host/", "redis://xxxxx@host/"),
             ("hunter2@host", "xxxxx@host"),
         ];
@@ -175,6 +189,27 @@ mod tests {
         assert_eq!(redacted.scrub("bad hunter%232"), "bad xxxxx");
         assert_eq!(redacted.scrub("bad hunter#2"), "bad xxxxx");
         assert_eq!(redacted.scrub("no secret here"), "no secret here");
+    }
+
+    #[test]
+    fn tls_url_password_is_scrubbed_from_messages() {
+        let redacted = RedactedUrl::new("rediss://replica:p%40ss%2Fw0rd@127.0.0.1:6380/");
+        assert_eq!(redacted.as_str(), "rediss://xxxxx@127.0.0.1:6380/");
+        assert_eq!(
+            redacted.scrub("AUTH p@ss/w0rd rejected over TLS"),
+            "AUTH xxxxx rejected over TLS"
+        );
+        assert_eq!(redacted.scrub("sent p%40ss%2Fw0rd"), "sent xxxxx");
+    }
+
+    #[test]
+    fn tls_schemes_are_recognized() {
+        for url in ["rediss://:pw@host/", "REDISS://host", "valkeys://host:6380"] {
+            assert!(RedactedUrl::new(url).is_tls(), "{url}");
+        }
+        for url in ["redis://host/", "redis+unix:///sock", "not a url"] {
+            assert!(!RedactedUrl::new(url).is_tls(), "{url}");
+        }
     }
 
     #[test]

@@ -3,6 +3,8 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod redis_server;
+
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -79,6 +81,11 @@ impl Process {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {program}: {e}"));
         Process { child }
+    }
+
+    /// Reports whether the process has exited.
+    pub fn has_exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
     }
 
     /// Returns the process id.

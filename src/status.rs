@@ -3,7 +3,7 @@
 //! The scheduler writes; the web layer only reads snapshots.
 
 use std::borrow::Cow;
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
@@ -24,6 +24,10 @@ pub struct StatusBoard {
 pub struct EndpointStatus {
     static_part: Static,
     live: Mutex<Live>,
+    /// The status that replaced this one when a reload changed the endpoint. A probe of the
+    /// replaced task that is still in flight reports its send, result and credit there, where
+    /// the status page reads them.
+    successor: OnceLock<Arc<EndpointStatus>>,
 }
 
 #[derive(Clone, Serialize)]
@@ -256,13 +260,18 @@ impl EndpointStatus {
                 reads_credit: endpoint.credit.is_some(),
             },
             live: Mutex::new(Live::default()),
+            successor: OnceLock::new(),
         }
     }
 
     /// Copies the live state of another endpoint, used when a reload changes the endpoint. The
-    /// last result is judged again against this endpoint's `degraded_after`.
-    pub fn inherit(&self, previous: &EndpointStatus) {
-        let mut live = lock(&previous.live).clone();
+    /// last result is judged again against this endpoint's `degraded_after`. From then on, a
+    /// probe still in flight on `previous` reports to this status instead.
+    pub fn inherit(self: &Arc<Self>, previous: &EndpointStatus) {
+        // The previous status stays locked until its successor is set, so a result that
+        // arrives meanwhile is either copied here or forwarded here, never lost.
+        let previous_live = lock(&previous.live);
+        let mut live = previous_live.clone();
         live.budget_used.truncate(self.static_part.budget.len());
         if !self.static_part.reads_credit {
             live.credit = None;
@@ -270,13 +279,30 @@ impl EndpointStatus {
         }
         live.judge(self.static_part.degraded_after);
         *lock(&self.live) = live;
+        // A status is replaced at most once; a second successor would have nothing to inherit.
+        let _ = previous.successor.set(Arc::clone(self));
+        drop(previous_live);
+    }
+
+    /// Runs `update` on the live state and static part of this status, or of its latest
+    /// successor when a reload replaced it.
+    fn update_current<R>(&self, update: impl FnOnce(&mut Live, &Static) -> R) -> R {
+        let mut live = lock(&self.live);
+        match self.successor.get() {
+            Some(successor) => {
+                drop(live);
+                successor.update_current(update)
+            }
+            None => update(&mut live, &self.static_part),
+        }
     }
 
     /// Records a request sent at `at`.
     pub fn sent(&self, at: SystemTime) {
-        let mut live = lock(&self.live);
-        live.probes += 1;
-        live.last_run = Some(unix_seconds(at));
+        self.update_current(|live, _| {
+            live.probes += 1;
+            live.last_run = Some(unix_seconds(at));
+        });
     }
 
     /// Records the result of one probe, with `detail` (empty for none) saying what happened.
@@ -291,28 +317,33 @@ impl EndpointStatus {
         finished: SystemTime,
         detail: &'static str,
     ) {
-        let mut live = lock(&self.live);
-        live.class = Some(class.as_str());
-        live.probe_detail = (!detail.is_empty()).then_some(Cow::Borrowed(detail));
-        live.status_code = status;
-        live.success = Some(success);
-        live.duration_seconds = Some(duration.as_secs_f64());
-        live.judge(self.static_part.degraded_after);
-        if success {
-            live.consecutive_failures = 0;
-            live.consecutive_successes += 1;
-            live.last_success = Some(unix_seconds(finished));
-        } else if class != Class::RateLimited {
-            live.consecutive_successes = 0;
-            live.consecutive_failures += 1;
-        }
-        // An unexpected 429 is neither up nor down, so it leaves both streaks as they were.
+        self.update_current(|live, static_part| {
+            live.class = Some(class.as_str());
+            live.probe_detail = (!detail.is_empty()).then_some(Cow::Borrowed(detail));
+            live.status_code = status;
+            live.success = Some(success);
+            live.duration_seconds = Some(duration.as_secs_f64());
+            live.judge(static_part.degraded_after);
+            if success {
+                live.consecutive_failures = 0;
+                live.consecutive_successes += 1;
+                live.last_success = Some(unix_seconds(finished));
+            } else if class != Class::RateLimited {
+                live.consecutive_successes = 0;
+                live.consecutive_failures += 1;
+            }
+            // An unexpected 429 is neither up nor down, so it leaves both streaks as they were.
+        });
     }
 
-    /// Returns the last result and streaks as JSON, for the state store.
+    /// Returns the last result and streaks as JSON, for the state store. After a reload replaced
+    /// this status, returns its successor's.
     #[must_use]
     pub fn saved(&self) -> String {
-        let live = lock(&self.live);
+        self.update_current(|live, _| Self::saved_json(live))
+    }
+
+    fn saved_json(live: &Live) -> String {
         let saved = Saved {
             class: live.class.map(str::to_owned),
             status_code: live.status_code,
@@ -379,11 +410,15 @@ impl EndpointStatus {
         live.budget_used = used.to_vec();
     }
 
-    /// Records a credit balance read at `at`.
+    /// Records a credit balance read at `at`, unless a reload has since removed the endpoint's
+    /// `credit` key.
     pub fn credit(&self, balance: f64, at: SystemTime) {
-        let mut live = lock(&self.live);
-        live.credit = Some(balance);
-        live.credit_updated = Some(unix_seconds(at));
+        self.update_current(|live, static_part| {
+            if static_part.reads_credit {
+                live.credit = Some(balance);
+                live.credit_updated = Some(unix_seconds(at));
+            }
+        });
     }
 }
 
@@ -668,12 +703,12 @@ mod tests {
         before.result(Class::Ok, Some(200), true, took, at, detail);
         assert_eq!(snapshot_health(&before), "degraded");
 
-        let raised = status_with(", degraded_after: 5s");
+        let raised = Arc::new(status_with(", degraded_after: 5s"));
         raised.inherit(&before);
         assert_eq!(snapshot_health(&raised), "up");
         assert_eq!(snapshot_of(&raised).detail(), Some(detail));
 
-        let lowered = status_with(", degraded_after: 2s");
+        let lowered = Arc::new(status_with(", degraded_after: 2s"));
         lowered.inherit(&raised);
         assert_eq!(snapshot_health(&lowered), "degraded");
         assert_eq!(
@@ -728,14 +763,63 @@ mod tests {
         let before = status_with(", credit: { json_path: $.credit }");
         before.credit(42.5, SystemTime::now());
 
-        let still_reading = status_with(", credit: { json_path: $.balance }");
+        let still_reading = Arc::new(status_with(", credit: { json_path: $.balance }"));
         still_reading.inherit(&before);
         assert_eq!(snapshot_of(&still_reading).credit(), Some(42.5));
 
-        let dropped = status();
+        let dropped = Arc::new(status());
         dropped.inherit(&before);
         assert_eq!(snapshot_of(&dropped).credit(), None);
         assert!(!dropped.saved().contains("42.5"), "{}", dropped.saved());
+    }
+
+    #[test]
+    fn in_flight_result_reaches_successor() {
+        let before = status_with(", credit: { json_path: $.credit }");
+        let at = SystemTime::now();
+        before.sent(at);
+        let after = Arc::new(status_with(
+            ", degraded_after: 1s, credit: { json_path: $.credit }",
+        ));
+        after.inherit(&before);
+        let last = Arc::new(status_with(
+            ", degraded_after: 2s, credit: { json_path: $.credit }",
+        ));
+        last.inherit(&after);
+
+        // The replaced task's probe ends after both reloads.
+        before.credit(7.5, at);
+        before.result(Class::Ok, Some(200), true, Duration::from_secs(3), at, "");
+
+        let snapshot = snapshot_of(&last);
+        assert_eq!(snapshot.class(), Some("ok"));
+        assert_eq!(snapshot.status_code(), Some(200));
+        assert_eq!(
+            snapshot.health(),
+            "degraded",
+            "judged by the latest threshold"
+        );
+        assert_eq!(
+            snapshot.detail(),
+            Some("took 3s, longer than degraded_after 2s")
+        );
+        assert_eq!(snapshot.credit(), Some(7.5));
+        assert_eq!(streaks(&last), (0, 1));
+        assert_eq!(snapshot.live.probes, 1);
+        assert_eq!(
+            before.saved(),
+            last.saved(),
+            "the store saves what the page shows"
+        );
+    }
+
+    #[test]
+    fn in_flight_credit_dropped_when_reload_removes_credit() {
+        let before = status_with(", credit: { json_path: $.credit }");
+        let after = Arc::new(status());
+        after.inherit(&before);
+        before.credit(7.5, SystemTime::now());
+        assert_eq!(snapshot_of(&after).credit(), None);
     }
 
     fn snapshot_health(status: &EndpointStatus) -> &'static str {

@@ -383,6 +383,39 @@ async fn reload_keeps_unchanged_endpoints_and_spent_budget() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn reload_during_probe_keeps_its_result() {
+    let prober = Arc::new(FakeProber::with_latency(Duration::from_secs(3)));
+    let board = Arc::new(StatusBoard::default());
+    let mut scheduler = Scheduler::new(prober.clone(), Metrics::new().unwrap(), board.clone());
+    scheduler.apply(&config(
+        "      - { name: a, path: a, interval: 60s, timeout: 5s }\n",
+    ));
+    while prober.sends("a").is_empty() {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // The endpoint changes while its first probe is in flight.
+    let applied = scheduler.apply(&config(
+        "      - { name: a, path: a, interval: 60s, timeout: 4s, degraded_after: 2s }\n",
+    ));
+    assert_eq!(applied.changed, 1);
+    assert_eq!(board.snapshot()[0].class(), None, "no result yet");
+
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(prober.answers("a").len(), 1);
+    let snapshot = &board.snapshot()[0];
+    assert_eq!(snapshot.class(), Some("ok"));
+    assert_eq!(snapshot.status_code(), Some(200));
+    assert_eq!(
+        snapshot.health(),
+        "degraded",
+        "3s is over the new threshold"
+    );
+    assert_eq!(prober.sends("a").len(), 1, "the reload sent no probe");
+    scheduler.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn shutdown_lets_in_flight_probe_finish() {
     let prober = Arc::new(FakeProber::with_latency(Duration::from_secs(3)));
     let quick = config("      - { name: a, path: a, interval: 10s }\n");

@@ -85,7 +85,6 @@ pub async fn simulate(address: SocketAddr, scenario: Option<&Path>) -> anyhow::R
             format!("cannot listen on {address}; choose another address with --web.listen-address")
         })?;
     let bound = listener.local_addr()?;
-    tracing::info!(address = %bound, "simulator started");
     println!("Simulated API at http://{bound}/ (statistics at http://{bound}/_sim/stats)");
     simulate::serve(listener, scenario, shutdown_signal()).await?;
     Ok(())

@@ -65,15 +65,15 @@ pub(super) fn render(endpoints: &[Snapshot], now: SystemTime) -> String {
         } else {
             budget.join(", ")
         };
-        let paused = e
-            .paused_until()
-            .filter(|&p| p > now)
-            .map_or(String::new(), |p| {
-                format!(" (paused until {})", relative(Some(p), now))
-            });
+        // The pause time is the first slot after the pause ends, never before the next slot,
+        // and the slots before it are skipped.
+        let next = match e.paused_until().filter(|&p| p > now) {
+            Some(pause) => format!("paused, next {}", relative(Some(pause), now)),
+            None => next_probe(next_run, now),
+        };
         let _ = writeln!(
             rows,
-            "<tr class=\"{health}\"><td>{api}</td><td>{endpoint}</td><td class=\"health\">{health}</td><td title=\"{detail}\">{class}</td><td>{code}</td><td>{last}</td><td>{success}</td><td>{next}{paused}</td><td>{interval}</td><td>{budget}</td><td>{credit}</td></tr>",
+            "<tr class=\"{health}\"><td>{api}</td><td>{endpoint}</td><td class=\"health\">{health}</td><td title=\"{detail}\">{class}</td><td>{code}</td><td>{last}</td><td>{success}</td><td>{next}</td><td>{interval}</td><td>{budget}</td><td>{credit}</td></tr>",
             health = e.health(),
             api = escape(e.api()),
             endpoint = escape(e.endpoint()),
@@ -82,7 +82,7 @@ pub(super) fn render(endpoints: &[Snapshot], now: SystemTime) -> String {
             code = e.status_code().map_or("-".to_owned(), |c| c.to_string()),
             last = relative(last_run, now),
             success = relative(last_success, now),
-            next = next_probe(next_run, now),
+            next = escape(&next),
             interval = escape(e.interval()),
             budget = escape(&budget),
             credit = e.credit().map_or("-".to_owned(), |c| format!("{c}")),
@@ -193,6 +193,42 @@ mod tests {
             rows[1]
         );
         assert!(page.contains("tr.degraded td.health {"), "{page}");
+    }
+
+    #[test]
+    fn pause_replaces_next_probe() {
+        let text = "apis:\n  - name: sim\n    base_url: http://127.0.0.1:9/\n    endpoints:\n      - { name: held, path: h, interval: 10s }\n      - { name: free, path: f, interval: 10s }\n";
+        let config =
+            crate::config::parse(text, "t.yml", &crate::secret::SecretSource::from_env()).unwrap();
+        let statuses: Vec<Arc<EndpointStatus>> = config
+            .endpoints
+            .iter()
+            .map(|e| Arc::new(EndpointStatus::new(e)))
+            .collect();
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let next = now + Duration::from_secs(4);
+        statuses[0].schedule(next, Some(now + Duration::from_secs(14)), &[]);
+        statuses[1].schedule(next, Some(now - Duration::from_secs(1)), &[]);
+        let board = StatusBoard::default();
+        board.set_endpoints(statuses);
+
+        let page = render(&board.snapshot(), now);
+        let rows: Vec<&str> = page
+            .lines()
+            .filter(|l| l.starts_with("<tr class="))
+            .collect();
+        assert!(
+            rows[0].contains("<td>paused, next in 14s</td>"),
+            "{}",
+            rows[0]
+        );
+        assert!(!rows[0].contains("in 4s"), "{}", rows[0]);
+        assert!(
+            rows[1].contains("<td>in 4s</td>"),
+            "a pause that ended: {}",
+            rows[1]
+        );
+        assert!(!rows[1].contains("paused"), "{}", rows[1]);
     }
 
     #[test]

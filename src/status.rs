@@ -463,11 +463,15 @@ fn slow_detail(detail: &str, duration_seconds: f64, threshold_seconds: f64) -> S
     let format_seconds = |seconds: f64| {
         Duration::try_from_secs_f64(seconds).map_or_else(|_| format!("{seconds}s"), format_duration)
     };
-    let slow = format!(
-        "took {}, longer than degraded_after {}",
-        format_seconds(duration_seconds),
-        format_seconds(threshold_seconds)
-    );
+    let threshold = format_seconds(threshold_seconds);
+    let mut took = format_seconds(duration_seconds);
+    if took == threshold {
+        // Millisecond rounding made them equal, so show the microseconds that tell them apart.
+        took = Duration::try_from_secs_f64(duration_seconds).map_or(took, |d| {
+            humantime::format_duration(Duration::from_micros(d.as_micros() as u64)).to_string()
+        });
+    }
+    let slow = format!("took {took}, longer than degraded_after {threshold}");
     if detail.is_empty() {
         slow
     } else {
@@ -810,6 +814,18 @@ mod tests {
             before.saved(),
             last.saved(),
             "the store saves what the page shows"
+        );
+    }
+
+    #[test]
+    fn slow_detail_tells_close_times_apart() {
+        assert_eq!(
+            slow_detail("", 1.501_387, 1.501),
+            "took 1s 501ms 387us, longer than degraded_after 1s 501ms"
+        );
+        assert_eq!(
+            slow_detail("", 2.413, 2.0),
+            "took 2s 413ms, longer than degraded_after 2s"
         );
     }
 

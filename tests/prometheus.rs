@@ -44,10 +44,12 @@ fn prometheus_scrapes_every_endpoint() {
     let sim_port = free_port();
     let daemon_address = format!("--web.listen-address=127.0.0.1:{daemon_port}");
     let sim_address = format!("--simulator.listen-address=127.0.0.1:{sim_port}");
+    // The demo writes its config to a temporary file, which a killed demo cannot remove.
+    let temp = dir.path().to_str().unwrap();
     let _demo = Process::start_logged(
         ratewatch_bin(),
         &["demo", &daemon_address, &sim_address],
-        &[],
+        &[("TMPDIR", temp)],
         dir.path(),
         "demo",
     );

@@ -1,9 +1,10 @@
 //! The Prometheus metrics the daemon serves, on registries it owns.
 //!
-//! Each family sits on a registry of its own, so a scrape gathers and encodes one family at a
-//! time. The series of an endpoint live in one compact struct (see `series`): its label values
-//! once, and atomics or small lists for the values. The protobuf of a family is built only
-//! while a scrape collects it, and dropped once that family is encoded.
+//! A scrape writes one family at a time. The series of an endpoint live in one compact struct
+//! (see `series`): its label values once, and atomics or small lists for the values. A scrape
+//! writes the text of their families straight from those values (see `family`). Each other
+//! family sits on a registry of its own, which a scrape gathers and runs through
+//! `TextEncoder`.
 //!
 //! Label values come from the config (`api`, `endpoint`, `window`, `method`) or from bounded
 //! enums (`class`, `reason`, `form`, `policy`). A URL, a header value or a secret never becomes
@@ -23,9 +24,12 @@ use crate::config::Endpoint;
 use crate::headroom::{CreditError, HeaderError, RetryAfterForm};
 use crate::ratelimit::format_window;
 
+mod family;
 mod series;
+mod text;
 
-use series::{Family, FamilyCollector, Series, Store, Upstream, WindowSeries, bump};
+use family::Family;
+use series::{Series, Store, Upstream, WindowSeries, bump};
 
 /// The reason a scheduled probe was not sent, a bounded label value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,25 +74,51 @@ impl SkipReason {
 #[error("cannot register metric: {0}")]
 pub struct MetricsError(#[from] prometheus::Error);
 
-/// One registry per metric family, sorted by family name.
+/// The source of the samples of one metric family.
+enum Source {
+    /// A registry that holds only this family.
+    Registry(Registry),
+    /// The compact series of every endpoint.
+    Compact(Family),
+}
+
+/// Every metric family and its source, sorted by family name.
 #[derive(Default)]
-struct Families(Vec<(String, Registry)>);
+struct Families(Vec<(String, Source)>);
 
 impl Families {
+    /// Registers a collector of one family on a new registry of its own.
     fn register(&mut self, collector: Box<dyn Collector>) -> Result<(), MetricsError> {
         let name = collector
             .desc()
             .first()
             .map(|desc| desc.fq_name.clone())
             .unwrap_or_default();
+        self.check_new(&name)?;
+        let registry = Registry::new();
+        registry.register(collector)?;
+        self.insert(name, Source::Registry(registry));
+        Ok(())
+    }
+
+    /// Registers a family of the compact series, after checking its name and label names.
+    fn register_compact(&mut self, family: Family) -> Result<(), MetricsError> {
+        let name = family.desc()?.fq_name;
+        self.check_new(&name)?;
+        self.insert(name, Source::Compact(family));
+        Ok(())
+    }
+
+    fn check_new(&self, name: &str) -> Result<(), MetricsError> {
         if self.0.iter().any(|(known, _)| *known == name) {
             return Err(prometheus::Error::AlreadyReg.into());
         }
-        let registry = Registry::new();
-        registry.register(collector)?;
-        let at = self.0.partition_point(|(known, _)| *known < name);
-        self.0.insert(at, (name, registry));
         Ok(())
+    }
+
+    fn insert(&mut self, name: String, source: Source) {
+        let at = self.0.partition_point(|(known, _)| *known < name);
+        self.0.insert(at, (name, source));
     }
 }
 
@@ -133,12 +163,13 @@ pub struct Metrics {
 pub const TLS_FAILURE_REASONS: [&str; 4] = ["source_limit", "total_limit", "timeout", "error"];
 
 impl Metrics {
-    /// Creates every metric family, each on a new registry of its own.
+    /// Creates every metric family: the families of the compact series, and each other family
+    /// on a new registry of its own.
     pub fn new() -> Result<Metrics, MetricsError> {
         let mut r = Families::default();
         let store = Arc::new(Store::default());
         for family in Family::ALL {
-            r.register(Box::new(FamilyCollector::new(family, store.clone())?))?;
+            r.register_compact(family)?;
         }
         let reload_successful = IntGauge::new(
             "ratewatch_config_last_reload_successful",
@@ -183,11 +214,16 @@ impl Metrics {
         let encoder = TextEncoder::new();
         let last = self.last_size.load(Ordering::Relaxed);
         let mut buffer = Vec::with_capacity(last + last / 8);
-        for (name, registry) in &self.families.0 {
-            // Encoding into a Vec cannot fail on I/O, and every family has valid names by
-            // construction, so an error here would be a bug in this module.
-            if let Err(e) = encoder.encode(&registry.gather(), &mut buffer) {
-                tracing::error!(family = %name, error = %e, "cannot encode metrics");
+        for (name, source) in &self.families.0 {
+            match source {
+                Source::Registry(registry) => {
+                    // Encoding into a Vec cannot fail on I/O, and every family has valid names
+                    // by construction, so an error here would be a bug in this module.
+                    if let Err(e) = encoder.encode(&registry.gather(), &mut buffer) {
+                        tracing::error!(family = %name, error = %e, "cannot encode metrics");
+                    }
+                }
+                Source::Compact(family) => family.write(&self.store, &mut buffer),
             }
         }
         self.last_size.store(buffer.len(), Ordering::Relaxed);

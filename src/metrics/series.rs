@@ -1,18 +1,13 @@
-//! Compact storage of the per-endpoint series, and the collectors that expose it.
+//! Compact storage of the per-endpoint series.
 //!
 //! Each endpoint holds one [`Series`]: its label values once, plain atomics for the series
 //! whose labels come from bounded enums, and small locked lists for the open-ended labels
-//! (`code`, `policy`, `window`, and the `method` of the info series). A [`FamilyCollector`]
-//! builds the protobuf of one metric family only while a scrape collects it, and
-//! `Registry::gather` sorts its series by label values.
+//! (`code`, `policy`, `window`, and the `method` of the info series). A scrape writes the text
+//! of each metric family from these values (see `family`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, AtomicU16, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
-
-use prometheus::core::{Collector, Desc};
-use prometheus::proto::MetricType;
-use prometheus::proto::{Bucket, Counter, Gauge, Histogram, LabelPair, Metric, MetricFamily};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard};
 
 use crate::classify::Class;
 use crate::headroom::{CreditError, HeaderError, RetryAfterForm};
@@ -21,13 +16,13 @@ use super::SkipReason;
 
 /// Histogram buckets for probe durations, in seconds: from a fast loopback response to the
 /// longest sensible timeout.
-const DURATION_BUCKETS: [f64; 14] = [
+pub(super) const DURATION_BUCKETS: [f64; 14] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0,
 ];
 
 /// Locks a mutex, going on with the data of a thread that panicked while holding it: every
 /// value behind these locks is valid after any partial update.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -40,7 +35,7 @@ impl AtomicF64 {
         self.0.store(value.to_bits(), Ordering::Relaxed);
     }
 
-    fn get(&self) -> f64 {
+    pub(super) fn get(&self) -> f64 {
         f64::from_bits(self.0.load(Ordering::Relaxed))
     }
 
@@ -75,7 +70,7 @@ impl Slot {
         self.0.store(Slot::ABSENT, Ordering::Relaxed);
     }
 
-    fn get(&self) -> Option<f64> {
+    pub(super) fn get(&self) -> Option<f64> {
         let bits = self.0.load(Ordering::Relaxed);
         (bits != Slot::ABSENT).then(|| f64::from_bits(bits))
     }
@@ -100,25 +95,17 @@ impl DurationHistogram {
         self.count.fetch_add(1, Ordering::Relaxed);
     }
 
-    fn proto(&self) -> Histogram {
-        let mut histogram = Histogram::default();
-        let mut cumulative = 0;
-        let buckets = DURATION_BUCKETS
-            .iter()
-            .zip(&self.buckets)
-            .map(|(bound, count)| {
-                cumulative += count.load(Ordering::Relaxed);
-                let mut bucket = Bucket::default();
-                bucket.set_cumulative_count(cumulative);
-                bucket.set_upper_bound(*bound);
-                bucket
-            })
-            .collect();
-        histogram.set_bucket(buckets);
-        histogram.set_sample_sum(self.sum.get());
+    /// Returns the cumulative count of each bucket, the sum and the count.
+    pub(super) fn snapshot(&self) -> ([u64; DURATION_BUCKETS.len()], f64, u64) {
+        let mut cumulative = [0; DURATION_BUCKETS.len()];
+        let mut total = 0;
+        for (bucket, count) in cumulative.iter_mut().zip(&self.buckets) {
+            total += count.load(Ordering::Relaxed);
+            *bucket = total;
+        }
         // Never below the last bucket, even while an observation is half recorded.
-        histogram.set_sample_count(self.count.load(Ordering::Relaxed).max(cumulative));
-        histogram
+        let count = self.count.load(Ordering::Relaxed).max(total);
+        (cumulative, self.sum.get(), count)
     }
 }
 
@@ -307,7 +294,7 @@ impl Series {
 pub(super) struct Store(RwLock<BTreeMap<Arc<str>, Endpoints>>);
 
 /// The series of the endpoints of one API, by endpoint name.
-type Endpoints = BTreeMap<Arc<str>, Arc<Series>>;
+pub(super) type Endpoints = BTreeMap<Arc<str>, Arc<Series>>;
 
 impl Store {
     /// Returns the series of an endpoint, creating them.
@@ -329,8 +316,13 @@ impl Store {
 
     /// Returns the series of an endpoint, if it has any.
     pub(super) fn get(&self, api: &str, endpoint: &str) -> Option<Arc<Series>> {
-        let apis = self.0.read().unwrap_or_else(PoisonError::into_inner);
-        apis.get(api)?.get(endpoint).cloned()
+        self.read().get(api)?.get(endpoint).cloned()
+    }
+
+    /// Locks the store for reading and returns the endpoints of every API, by API name. No
+    /// endpoint is added or removed while the guard lives.
+    pub(super) fn read(&self) -> RwLockReadGuard<'_, BTreeMap<Arc<str>, Endpoints>> {
+        self.0.read().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Removes every series of an endpoint.
@@ -342,469 +334,5 @@ impl Store {
                 apis.remove(api);
             }
         }
-    }
-}
-
-/// Every metric family with per-endpoint series.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Family {
-    Probes,
-    Results,
-    Successes,
-    Responses,
-    Success,
-    StatusCode,
-    Duration,
-    LastRun,
-    LastSuccess,
-    NextRun,
-    Interval,
-    Info,
-    RateLimit,
-    Budget,
-    BudgetUsed,
-    Skipped,
-    PausedUntil,
-    RetryAfter,
-    Unexpected429,
-    UpstreamRemaining,
-    UpstreamLimit,
-    UpstreamReset,
-    HeaderErrors,
-    Credit,
-    CreditUpdated,
-    CreditErrors,
-}
-
-/// The name, help text, type and labels after `api` and `endpoint` of a family.
-struct Meta {
-    name: &'static str,
-    help: &'static str,
-    kind: MetricType,
-    labels: &'static [&'static str],
-}
-
-const fn meta(
-    name: &'static str,
-    help: &'static str,
-    kind: MetricType,
-    labels: &'static [&'static str],
-) -> Meta {
-    Meta {
-        name,
-        help,
-        kind,
-        labels,
-    }
-}
-
-impl Family {
-    /// Every family, in the order they are created.
-    pub(super) const ALL: [Family; 26] = [
-        Family::Probes,
-        Family::Results,
-        Family::Successes,
-        Family::Responses,
-        Family::Success,
-        Family::StatusCode,
-        Family::Duration,
-        Family::LastRun,
-        Family::LastSuccess,
-        Family::NextRun,
-        Family::Interval,
-        Family::Info,
-        Family::RateLimit,
-        Family::Budget,
-        Family::BudgetUsed,
-        Family::Skipped,
-        Family::PausedUntil,
-        Family::RetryAfter,
-        Family::Unexpected429,
-        Family::UpstreamRemaining,
-        Family::UpstreamLimit,
-        Family::UpstreamReset,
-        Family::HeaderErrors,
-        Family::Credit,
-        Family::CreditUpdated,
-        Family::CreditErrors,
-    ];
-
-    #[allow(
-        clippy::too_many_lines,
-        reason = "one arm per metric family reads best"
-    )]
-    const fn meta(self) -> Meta {
-        use MetricType::{COUNTER, GAUGE, HISTOGRAM};
-        match self {
-            Family::Probes => meta("ratewatch_probes_total", "Requests sent.", COUNTER, &[]),
-            Family::Results => meta(
-                "ratewatch_probe_results_total",
-                "Probe results by class.",
-                COUNTER,
-                &["class"],
-            ),
-            Family::Successes => meta(
-                "ratewatch_probe_successes_total",
-                "Probes whose result matched the expected status codes.",
-                COUNTER,
-                &[],
-            ),
-            Family::Responses => meta(
-                "ratewatch_probe_http_responses_total",
-                "HTTP responses by status code.",
-                COUNTER,
-                &["code"],
-            ),
-            Family::Success => meta(
-                "ratewatch_probe_success",
-                "Whether the last probe matched the expected status codes (1) or not (0).",
-                GAUGE,
-                &[],
-            ),
-            Family::StatusCode => meta(
-                "ratewatch_probe_http_status_code",
-                "Status code of the last response; absent when the last probe got none.",
-                GAUGE,
-                &[],
-            ),
-            Family::Duration => meta(
-                "ratewatch_probe_duration_seconds",
-                "Duration of whole probes, from sending the request to the end of the body.",
-                HISTOGRAM,
-                &[],
-            ),
-            Family::LastRun => meta(
-                "ratewatch_probe_last_run_timestamp_seconds",
-                "Unix time of the last probe sent.",
-                GAUGE,
-                &[],
-            ),
-            Family::LastSuccess => meta(
-                "ratewatch_probe_last_success_timestamp_seconds",
-                "Unix time of the last probe that matched the expected status codes.",
-                GAUGE,
-                &[],
-            ),
-            Family::NextRun => meta(
-                "ratewatch_probe_next_run_timestamp_seconds",
-                "Unix time of the next scheduled probe slot.",
-                GAUGE,
-                &[],
-            ),
-            Family::Interval => meta(
-                "ratewatch_probe_interval_seconds",
-                "Planned time between two probes.",
-                GAUGE,
-                &[],
-            ),
-            Family::Info => meta(
-                "ratewatch_endpoint_info",
-                "Static endpoint information; always 1.",
-                GAUGE,
-                &["method", "expects_success"],
-            ),
-            Family::RateLimit => meta(
-                "ratewatch_rate_limit_requests",
-                "Documented rate limit per window.",
-                GAUGE,
-                &["window"],
-            ),
-            Family::Budget => meta(
-                "ratewatch_probe_budget_requests",
-                "Probes the monitor may send per window: its share of the documented limit.",
-                GAUGE,
-                &["window"],
-            ),
-            Family::BudgetUsed => meta(
-                "ratewatch_probe_budget_used_requests",
-                "Probes sent in the current sliding window.",
-                GAUGE,
-                &["window"],
-            ),
-            Family::Skipped => meta(
-                "ratewatch_probes_skipped_total",
-                "Scheduled probes not sent, by reason.",
-                COUNTER,
-                &["reason"],
-            ),
-            Family::PausedUntil => meta(
-                "ratewatch_paused_until_timestamp_seconds",
-                "Unix time of the slot at which an endpoint held back by Retry-After or by the quota the API reports probes again; 0 when not held back.",
-                GAUGE,
-                &[],
-            ),
-            Family::RetryAfter => meta(
-                "ratewatch_retry_after_total",
-                "Retry-After headers received, by form.",
-                COUNTER,
-                &["form"],
-            ),
-            Family::Unexpected429 => meta(
-                "ratewatch_rate_limited_unexpected_total",
-                "429 answers received although the probe budget should prevent them: the real quota and the budget disagree.",
-                COUNTER,
-                &[],
-            ),
-            Family::UpstreamRemaining => meta(
-                "ratewatch_upstream_rate_limit_remaining",
-                "Requests remaining as the API reports them.",
-                GAUGE,
-                &["policy"],
-            ),
-            Family::UpstreamLimit => meta(
-                "ratewatch_upstream_rate_limit_limit",
-                "Request limit as the API reports it.",
-                GAUGE,
-                &["policy"],
-            ),
-            Family::UpstreamReset => meta(
-                "ratewatch_upstream_rate_limit_reset_timestamp_seconds",
-                "Unix time at which the API says its window resets.",
-                GAUGE,
-                &["policy"],
-            ),
-            Family::HeaderErrors => meta(
-                "ratewatch_header_parse_errors_total",
-                "Rate-limit and Retry-After headers that could not be used, by reason.",
-                COUNTER,
-                &["reason"],
-            ),
-            Family::Credit => meta(
-                "ratewatch_credit_balance",
-                "Credit balance read from the response body.",
-                GAUGE,
-                &[],
-            ),
-            Family::CreditUpdated => meta(
-                "ratewatch_credit_last_update_timestamp_seconds",
-                "Unix time of the last successful credit extraction.",
-                GAUGE,
-                &[],
-            ),
-            Family::CreditErrors => meta(
-                "ratewatch_credit_extraction_errors_total",
-                "Credit extractions that failed, by reason.",
-                COUNTER,
-                &["reason"],
-            ),
-        }
-    }
-
-    /// Appends the series of one endpoint in this family to `out`.
-    #[allow(
-        clippy::too_many_lines,
-        reason = "one arm per metric family reads best"
-    )]
-    fn collect(self, s: &Series, out: &mut Vec<Metric>) {
-        let kind = self.meta().kind;
-        let plain = |value: f64| out_metric(kind, s, &[], value);
-        match self {
-            Family::Probes => out.push(plain(load(&s.probes))),
-            Family::Successes => out.push(plain(load(&s.successes))),
-            Family::Unexpected429 => out.push(plain(load(&s.unexpected_429))),
-            Family::Results => counters(
-                kind,
-                s,
-                "class",
-                Class::ALL.map(Class::as_str),
-                &s.results,
-                out,
-            ),
-            Family::Skipped => counters(
-                kind,
-                s,
-                "reason",
-                SkipReason::ALL.map(SkipReason::as_str),
-                &s.skipped,
-                out,
-            ),
-            Family::RetryAfter => counters(
-                kind,
-                s,
-                "form",
-                RetryAfterForm::ALL.map(RetryAfterForm::as_str),
-                &s.retry_after,
-                out,
-            ),
-            Family::HeaderErrors => {
-                counters(
-                    kind,
-                    s,
-                    "reason",
-                    HeaderError::REASONS,
-                    &s.header_errors,
-                    out,
-                );
-            }
-            Family::CreditErrors => {
-                let present = s.credit_errors_present.load(Ordering::Relaxed);
-                for (i, (reason, count)) in CreditError::REASONS
-                    .iter()
-                    .zip(&s.credit_errors)
-                    .enumerate()
-                {
-                    if present & (1 << i) != 0 {
-                        out.push(out_metric(kind, s, &[("reason", reason)], load(count)));
-                    }
-                }
-            }
-            Family::Responses => {
-                for (code, count) in lock(&s.responses).iter() {
-                    let code = code.to_string();
-                    out.push(out_metric(kind, s, &[("code", &code)], *count as f64));
-                }
-            }
-            Family::Success => out.extend(s.success.get().map(plain)),
-            Family::StatusCode => out.extend(s.status_code.get().map(plain)),
-            Family::Interval => out.extend(s.interval.get().map(plain)),
-            Family::Credit => out.extend(s.credit.get().map(plain)),
-            Family::CreditUpdated => out.extend(s.credit_updated.get().map(plain)),
-            Family::LastRun => out.push(plain(s.last_run.get())),
-            Family::LastSuccess => out.push(plain(s.last_success.get())),
-            Family::NextRun => out.push(plain(s.next_run.get())),
-            Family::PausedUntil => out.push(plain(s.paused_until.get())),
-            Family::Duration => {
-                let mut metric = Metric::from_label(label_pairs(s, &[]));
-                metric.set_histogram(s.duration.proto());
-                out.push(metric);
-            }
-            Family::Info => {
-                for (method, expects) in lock(&s.info).iter() {
-                    let expects = if *expects { "true" } else { "false" };
-                    let labels = [("method", &**method), ("expects_success", expects)];
-                    out.push(out_metric(kind, s, &labels, 1.0));
-                }
-            }
-            Family::RateLimit | Family::Budget | Family::BudgetUsed => {
-                for (window, gauges) in lock(&s.windows).iter() {
-                    let value = match self {
-                        Family::RateLimit => &gauges.rate_limit,
-                        Family::Budget => &gauges.budget,
-                        _ => &gauges.used,
-                    };
-                    let value = value.load(Ordering::Relaxed) as f64;
-                    out.push(out_metric(kind, s, &[("window", window)], value));
-                }
-            }
-            Family::UpstreamRemaining | Family::UpstreamLimit | Family::UpstreamReset => {
-                for (policy, quota) in lock(&s.upstream).iter() {
-                    let value = match self {
-                        Family::UpstreamRemaining => quota.remaining,
-                        Family::UpstreamLimit => quota.limit,
-                        _ => quota.reset,
-                    };
-                    if let Some(value) = value {
-                        out.push(out_metric(kind, s, &[("policy", policy)], value));
-                    }
-                }
-            }
-        }
-    }
-}
-
-fn load(counter: &AtomicU64) -> f64 {
-    counter.load(Ordering::Relaxed) as f64
-}
-
-/// Appends one counter per label value of a bounded label.
-fn counters<const N: usize>(
-    kind: MetricType,
-    s: &Series,
-    label: &str,
-    values: [&str; N],
-    counts: &[AtomicU64; N],
-    out: &mut Vec<Metric>,
-) {
-    for (value, count) in values.iter().zip(counts) {
-        out.push(out_metric(kind, s, &[(label, value)], load(count)));
-    }
-}
-
-/// Returns the label pairs of a series, sorted by label name as the `prometheus` crate sorts
-/// them.
-fn label_pairs(s: &Series, extra: &[(&str, &str)]) -> Vec<LabelPair> {
-    let mut pairs: Vec<(&str, &str)> = Vec::with_capacity(2 + extra.len());
-    pairs.push(("api", &s.api));
-    pairs.push(("endpoint", &s.endpoint));
-    pairs.extend_from_slice(extra);
-    pairs.sort_unstable_by_key(|(name, _)| *name);
-    pairs
-        .into_iter()
-        .map(|(name, value)| {
-            let mut pair = LabelPair::default();
-            pair.set_name(name.to_owned());
-            pair.set_value(value.to_owned());
-            pair
-        })
-        .collect()
-}
-
-/// Returns a counter or gauge series, by `kind`, with a value.
-fn out_metric(kind: MetricType, s: &Series, extra: &[(&str, &str)], value: f64) -> Metric {
-    let mut metric = Metric::from_label(label_pairs(s, extra));
-    if kind == MetricType::COUNTER {
-        let mut counter = Counter::default();
-        counter.set_value(value);
-        metric.set_counter(counter);
-    } else {
-        let mut gauge = Gauge::default();
-        gauge.set_value(value);
-        metric.set_gauge(gauge);
-    }
-    metric
-}
-
-/// The collector of one family, reading every endpoint's series at scrape time.
-pub(super) struct FamilyCollector {
-    family: Family,
-    desc: Desc,
-    store: Arc<Store>,
-}
-
-impl FamilyCollector {
-    pub(super) fn new(
-        family: Family,
-        store: Arc<Store>,
-    ) -> Result<FamilyCollector, prometheus::Error> {
-        let meta = family.meta();
-        let labels = ["api", "endpoint"]
-            .iter()
-            .chain(meta.labels)
-            .map(|label| (*label).to_owned())
-            .collect();
-        let desc = Desc::new(
-            meta.name.to_owned(),
-            meta.help.to_owned(),
-            labels,
-            HashMap::new(),
-        )?;
-        Ok(FamilyCollector {
-            family,
-            desc,
-            store,
-        })
-    }
-}
-
-impl Collector for FamilyCollector {
-    fn desc(&self) -> Vec<&Desc> {
-        vec![&self.desc]
-    }
-
-    fn collect(&self) -> Vec<MetricFamily> {
-        let meta = self.family.meta();
-        let mut metrics = Vec::new();
-        {
-            let apis = self.store.0.read().unwrap_or_else(PoisonError::into_inner);
-            for series in apis.values().flat_map(BTreeMap::values) {
-                self.family.collect(series, &mut metrics);
-            }
-        }
-        let mut family = MetricFamily::default();
-        family.set_name(meta.name.to_owned());
-        family.set_help(meta.help.to_owned());
-        family.set_field_type(meta.kind);
-        family.set_metric(metrics);
-        vec![family]
     }
 }

@@ -248,7 +248,15 @@ mod matches_model {
 
     use super::*;
 
-    /// Endpoints of two APIs, with and without credit, windows and a non-default method, then
+    /// The API and endpoint names of one endpoint of `variants`, with every character that the
+    /// text format escapes in a label value, and a multi-byte one. The config rejects such
+    /// names, but `Metrics` takes any.
+    const ODD_API: &str = "b\\a\"c\nk";
+    const ODD_NAME: &str = "q\"\\\n\u{e9}";
+    /// A `policy` label value with the same characters.
+    const ODD_POLICY: &str = "\"p\\\n";
+
+    /// Endpoints of three APIs, with and without credit, windows and a non-default method, then
     /// changed versions of the same endpoints for reloads.
     fn variants() -> Vec<Endpoint> {
         let text = "apis:
@@ -262,6 +270,10 @@ mod matches_model {
     base_url: http://127.0.0.1:9/
     endpoints:
       - { name: z, path: z, rate_limit: 20/s }
+  - name: odd
+    base_url: http://127.0.0.1:9/
+    endpoints:
+      - { name: odd, path: o, rate_limit: 10/minute }
 ";
         let changed = "apis:
   - name: sim
@@ -274,6 +286,10 @@ mod matches_model {
     base_url: http://127.0.0.1:9/
     endpoints:
       - { name: z, path: z, method: HEAD, rate_limit: 20/s, credit: { json_path: $.credit } }
+  - name: odd
+    base_url: http://127.0.0.1:9/
+    endpoints:
+      - { name: odd, path: o, rate_limit: [10/minute, 100/hour], credit: { json_path: $.c } }
 ";
         let source = SecretSource::from_env();
         let mut endpoints = config::parse(text, "test.yml", &source).unwrap().endpoints;
@@ -282,6 +298,12 @@ mod matches_model {
                 .unwrap()
                 .endpoints,
         );
+        for endpoint in &mut endpoints {
+            if endpoint.api == "odd" {
+                endpoint.api = ODD_API.to_owned();
+                endpoint.name = ODD_NAME.to_owned();
+            }
+        }
         endpoints
     }
 
@@ -321,13 +343,34 @@ mod matches_model {
         let millis = 0..2_000_000_000_000u64;
         // Bucket bounds, values between them, and values past the last one, in microseconds.
         let duration = prop_oneof![Just(5_000u64), Just(60_000_000), Just(0), 0..120_000_000u64];
-        let status = proptest::option::of(prop_oneof![Just(200u16), Just(429), 100..600u16]);
+        // Codes of two and four digits sort differently as text than as numbers.
+        let status = proptest::option::of(prop_oneof![
+            Just(200u16),
+            Just(429),
+            100..600u16,
+            Just(99),
+            Just(1000),
+        ]);
+        // Gauge values that `Display` for `f64` writes in a special form.
+        let balance = prop_oneof![
+            4 => -1e6..1e9f64,
+            1 => prop_oneof![
+                Just(f64::NAN),
+                Just(f64::INFINITY),
+                Just(f64::NEG_INFINITY),
+                Just(-0.0),
+                Just(f64::MAX),
+                Just(f64::MIN_POSITIVE),
+                Just(1e21),
+                Just(1e-7),
+            ],
+        ];
         let last = (
             proptest::option::of(any::<bool>()),
             proptest::option::of(100..600u16),
             proptest::option::of(0.0..2e9f64),
             proptest::option::of(0.0..2e9f64),
-            proptest::option::of(-1e6..1e9f64),
+            proptest::option::of(balance.clone()),
             proptest::option::of(0.0..2e9f64),
         )
             .prop_map(
@@ -362,14 +405,14 @@ mod matches_model {
             (0..RetryAfterForm::ALL.len()).prop_map(Call::RetryAfter),
             Just(Call::Unexpected),
             (
-                prop_oneof![Just("default"), Just("burst")],
+                prop_oneof![Just("default"), Just("burst"), Just(ODD_POLICY)],
                 count(),
                 count(),
                 proptest::option::of(millis.clone())
             )
                 .prop_map(|(p, l, r, t)| Call::Upstream(p, l, r, t)),
             (0..HeaderError::REASONS.len()).prop_map(Call::HeaderError),
-            (-1e6..1e9f64, millis).prop_map(|(b, t)| Call::Credit(b, t)),
+            (balance, millis).prop_map(|(b, t)| Call::Credit(b, t)),
             (0..CreditError::REASONS.len()).prop_map(Call::CreditError),
         ]
     }
@@ -488,6 +531,8 @@ mod matches_model {
             Call::Result(0, Some(200), true, 5_000, 1_800_000_000_500),
             Call::Result(3, Some(503), false, 61_000_000, 1_800_000_001_000),
             Call::Result(5, None, false, 70, 1_800_000_002_000),
+            Call::Result(1, Some(1000), false, 70, 1_800_000_002_100),
+            Call::Result(1, Some(99), false, 70, 1_800_000_002_200),
             Call::Restore(LastResult {
                 success: Some(true),
                 status_code: Some(204),
@@ -505,24 +550,21 @@ mod matches_model {
             Call::Unexpected,
             Call::Upstream("default", Some(100), None, Some(1_800_000_060_000)),
             Call::Upstream("burst", None, Some(7), None),
+            Call::Upstream(ODD_POLICY, Some(u64::MAX), Some(0), None),
             Call::HeaderError(2),
             Call::Credit(41.25, 1_800_000_000_900),
             Call::CreditError(4),
         ];
+        // The last credit balance of each endpoint, in the forms `Display` writes specially.
+        let balances = [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -0.0, 1e21];
         for e in 0..count / 2 {
             steps.extend(calls.iter().map(|c| Step::Call(e, c.clone())));
+            let balance = balances[e % balances.len()];
+            steps.push(Step::Call(e, Call::Credit(balance, 1_800_000_001_000)));
         }
 
-        // Reload every endpoint into its changed version, then remove one of them.
-        for e in count / 2..count {
-            steps.push(Step::ResetStatic(e));
-            steps.push(Step::Register(e));
-            steps.push(Step::Call(e, Call::BudgetUsed(vec![1, 2])));
-            steps.push(Step::Call(e, Call::CreditError(0)));
-            steps.push(Step::Call(e, Call::CreditError(4)));
-        }
-        steps.push(Step::Remove(0));
-
+        // Before the first endpoint, every family with per-endpoint series has none.
+        pair.assert_same().unwrap();
         for step in &steps {
             pair.apply(step);
             pair.assert_same().unwrap();
@@ -530,11 +572,50 @@ mod matches_model {
 
         // The calls reached the scrape: both implementations did not merely stay empty.
         let text = scrape(&pair.compact);
+        let odd = "ratewatch_probe_http_responses_total{api=\"b\\\\a\\\"c\\nk\",code=\"1000\",endpoint=\"q\\\"\\\\\\n\u{e9}\"}";
+        assert_eq!(sample(&text, odd), Some(1.0), "{odd}");
+        let credit = |endpoint: &str| {
+            let series =
+                format!("ratewatch_credit_balance{{api=\"sim\",endpoint=\"{endpoint}\"}} ");
+            text.lines()
+                .find_map(|line| line.strip_prefix(&series))
+                .map(str::to_owned)
+        };
+        assert_eq!(credit("e").as_deref(), Some("NaN"));
+        assert_eq!(credit("credit").as_deref(), Some("inf"));
+        assert_eq!(credit("post").as_deref(), Some("-inf"));
+
+        // Reload every endpoint into its changed version, then remove one of them.
+        let mut reloads = Vec::new();
+        for e in count / 2..count {
+            reloads.push(Step::ResetStatic(e));
+            reloads.push(Step::Register(e));
+            reloads.push(Step::Call(e, Call::BudgetUsed(vec![1, 2])));
+            reloads.push(Step::Call(e, Call::CreditError(0)));
+            reloads.push(Step::Call(e, Call::CreditError(4)));
+        }
+        reloads.push(Step::Remove(0));
+        for step in &reloads {
+            pair.apply(step);
+            pair.assert_same().unwrap();
+        }
+
+        let text = scrape(&pair.compact);
         let bucket =
             "ratewatch_probe_duration_seconds_bucket{api=\"sim\",endpoint=\"post\",le=\"0.005\"}";
-        assert_eq!(sample(&text, bucket), Some(2.0), "{bucket}");
+        assert_eq!(sample(&text, bucket), Some(4.0), "{bucket}");
         let remaining = "ratewatch_upstream_rate_limit_remaining{api=\"sim\",endpoint=\"post\",policy=\"burst\"}";
         assert_eq!(sample(&text, remaining), Some(7.0), "{remaining}");
+
+        // Families whose last series went away are left out, as `Registry::gather` leaves them.
+        for e in 0..count {
+            pair.apply(&Step::Remove(e));
+            pair.assert_same().unwrap();
+        }
+        assert!(
+            !scrape(&pair.compact).contains("endpoint=\""),
+            "series left after every endpoint was removed"
+        );
     }
 
     proptest! {
@@ -542,7 +623,7 @@ mod matches_model {
 
         #[test]
         fn random_calls_match_model(
-            steps in proptest::collection::vec(step(8), 1..60)
+            steps in proptest::collection::vec(step(variants().len()), 1..60)
         ) {
             let mut pair = Pair::new();
             for step in &steps {

@@ -15,7 +15,7 @@ use crate::config::Endpoint;
 use crate::headroom::{CreditError, HeaderError, RetryAfterForm};
 use crate::ratelimit::format_window;
 
-use crate::metrics::{Families, LastResult, MetricsError, SkipReason, unix_seconds};
+use crate::metrics::{Families, LastResult, MetricsError, SkipReason, Source, unix_seconds};
 
 /// Every metric family, and the registries that serve them.
 #[derive(Clone)]
@@ -300,7 +300,11 @@ impl Metrics {
         let encoder = TextEncoder::new();
         let last = self.last_size.load(Ordering::Relaxed);
         let mut buffer = Vec::with_capacity(last + last / 8);
-        for (name, registry) in &self.families.0 {
+        for (name, source) in &self.families.0 {
+            // The model registers every family on a registry of its own.
+            let Source::Registry(registry) = source else {
+                unreachable!("the model has no compact family")
+            };
             // Encoding into a Vec cannot fail on I/O, and every family has valid names by
             // construction, so an error here would be a bug in this module.
             if let Err(e) = encoder.encode(&registry.gather(), &mut buffer) {

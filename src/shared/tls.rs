@@ -14,6 +14,8 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{AlertDescription, CertificateError, ClientConfig, RootCertStore};
 
+use crate::x509;
+
 /// The largest certificate or key file read. PEM chains are a few KiB, so a larger file is
 /// almost certainly the wrong file.
 const MAX_PEM_FILE_BYTES: u64 = 1024 * 1024;
@@ -121,6 +123,16 @@ pub enum TlsError {
         KEY_FILE_FLAG.name
     )]
     CertificateWithoutKey,
+    /// The client certificate is not X.509 version 3, the only version rustls accepts.
+    #[error(
+        "client certificate {path:?} given by {CERT_FILE_FLAG} is an X.509 version {version} certificate, but TLS here needs version 3; reissue it with an extension file, for example `openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -days 365 -out client.pem -extfile client.ext` where client.ext contains the line extendedKeyUsage=clientAuth"
+    )]
+    CertificateVersion {
+        /// The certificate path as given.
+        path: PathBuf,
+        /// The X.509 version of the certificate, 1 or 2.
+        version: u8,
+    },
     /// The client certificate and key do not form a usable pair.
     #[error(
         "client certificate {cert:?} and key {key:?} cannot be used together: {reason}; name the key that the certificate was issued for"
@@ -274,6 +286,14 @@ fn read_client_pair(cert_path: &Path, key_path: &Path) -> Result<ClientTlsConfig
     let cert_bytes = read_pem(CERT_FILE_FLAG, cert_path)?;
     let expected = "the client certificate, then any intermediate CA certificates";
     let chain = certificates(CERT_FILE_FLAG, cert_path, &cert_bytes, expected)?;
+    // rustls reports another version as an invalid certificate in a message that suggests a
+    // wrong key, so the version is checked first. Only the first certificate is the client's.
+    if let Some(version) = x509::version(&chain[0]).filter(|&version| version != 3) {
+        return Err(TlsError::CertificateVersion {
+            path: cert_path.to_owned(),
+            version,
+        });
+    }
     let key_bytes = read_pem(KEY_FILE_FLAG, key_path)?;
     // The parser's error is not shown, because it could quote part of the key file.
     let key = PrivateKeyDer::from_pem_slice(&key_bytes).map_err(|_| TlsError::NoKey {
@@ -338,6 +358,7 @@ fn hint_for(error: &rustls::Error) -> Option<String> {
         rustls::Error::InvalidCertificate(
             CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
         ) => "the Redis server's certificate does not list the host of the URL, so connect to a name or address that the certificate lists".to_owned(),
+        error if x509::is_unsupported_version(error) => "the Redis server's certificate is not X.509 version 3, which rustls requires, so reissue the certificate of the server's tls-cert-file with an extension file, for example `openssl x509 -req ... -extfile server.ext` where server.ext contains the line subjectAltName=DNS:HOST".to_owned(),
         rustls::Error::InvalidCertificate(_) => format!(
             "the Redis server's certificate was rejected, so check that it is current and signed by a CA in {ca}"
         ),
@@ -548,6 +569,55 @@ mod tests {
     }
 
     #[test]
+    fn version_1_client_certificate_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        write_pki(dir.path());
+        let key = KeyPair::generate().unwrap();
+        let certificate = x509::testing::version_1_certificate(&key, "replica");
+        std::fs::write(dir.path().join("client-v1.pem"), certificate).unwrap();
+        std::fs::write(dir.path().join("client-v1-key.pem"), key.serialize_pem()).unwrap();
+        let error = files(
+            dir.path(),
+            None,
+            Some("client-v1.pem"),
+            Some("client-v1-key.pem"),
+        )
+        .load_error();
+        let message = error.to_string();
+        assert!(
+            matches!(error, TlsError::CertificateVersion { version: 1, .. }),
+            "{message}"
+        );
+        assert!(
+            message.starts_with("client certificate \"") && message.contains("client-v1.pem"),
+            "{message}"
+        );
+        assert!(
+            message.contains("is an X.509 version 1 certificate, but TLS here needs version 3"),
+            "{message}"
+        );
+        assert!(message.contains("-extfile client.ext"), "{message}");
+        assert!(message.contains("extendedKeyUsage=clientAuth"), "{message}");
+        assert!(!message.contains("UnsupportedCertVersion"), "{message}");
+        assert!(!message.contains("name the key"), "{message}");
+    }
+
+    #[test]
+    fn version_1_ca_certificate_is_accepted() {
+        // rustls reads a trust anchor from a CA certificate of any version, so a version 1
+        // CA, which `openssl x509 -req` without -extfile also makes, loads.
+        let dir = tempfile::tempdir().unwrap();
+        let key = KeyPair::generate().unwrap();
+        let certificate = x509::testing::version_1_certificate(&key, "private CA");
+        std::fs::write(dir.path().join("ca-v1.pem"), certificate).unwrap();
+        let loaded = files(dir.path(), Some("ca-v1.pem"), None, None)
+            .load()
+            .unwrap()
+            .unwrap();
+        assert!(loaded.root_cert.is_some());
+    }
+
+    #[test]
     fn handshake_hint_names_the_fix() {
         let cases = [
             (
@@ -561,6 +631,12 @@ mod tests {
             (
                 rustls::Error::InvalidCertificate(CertificateError::Expired),
                 "check that it is current",
+            ),
+            (
+                rustls::Error::InvalidCertificate(CertificateError::Other(rustls::OtherError(
+                    Arc::new(webpki::Error::UnsupportedCertVersion),
+                ))),
+                "is not X.509 version 3",
             ),
             (
                 rustls::Error::AlertReceived(AlertDescription::CertificateRequired),

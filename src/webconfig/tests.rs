@@ -283,6 +283,54 @@ fn mismatched_key_is_rejected() {
 }
 
 #[test]
+fn version_1_certificate_is_named() {
+    let pki = Pki::new();
+    let key = KeyPair::generate().unwrap();
+    let certificate = crate::x509::testing::version_1_certificate(&key, "localhost");
+    pki.write("server-v1.pem", &certificate);
+    pki.write("server-v1-key.pem", &key.serialize_pem());
+    let found =
+        problem(pki.parse(
+            "tls_server_config:\n  cert_file: server-v1.pem\n  key_file: server-v1-key.pem\n",
+        ));
+    assert_eq!((found.line, found.column), (2, 14), "{found:?}");
+    assert!(
+        found.message.starts_with("cert_file \"") && found.message.contains("server-v1.pem"),
+        "{found:?}"
+    );
+    assert!(
+        found
+            .message
+            .contains("is an X.509 version 1 certificate, but TLS here needs version 3"),
+        "{found:?}"
+    );
+    assert!(found.message.contains("-extfile server.ext"), "{found:?}");
+    assert!(
+        !found.message.contains("UnsupportedCertVersion"),
+        "{found:?}"
+    );
+    assert!(
+        !found.message.contains("cannot be used together"),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn version_1_client_ca_is_accepted() {
+    // rustls reads a trust anchor from a CA certificate of any version.
+    let pki = Pki::new();
+    let key = KeyPair::generate().unwrap();
+    pki.write(
+        "ca-v1.pem",
+        &crate::x509::testing::version_1_certificate(&key, "private CA"),
+    );
+    let text = format!(
+        "{TLS}  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca-v1.pem\n"
+    );
+    assert!(pki.parse(&text).unwrap().tls.is_some());
+}
+
+#[test]
 fn client_auth_settings_are_checked() {
     let pki = Pki::new();
     let cases = [

@@ -225,19 +225,42 @@ fn read_hint(error: &std::io::Error) -> &'static str {
     }
 }
 
-/// Formats problems as `file:line:column: message`, one per line.
+/// The maximum number of problems shown in one error. A file with thousands of unknown keys
+/// would otherwise print megabytes to the terminal, the reload reply and one log line.
+pub(crate) const MAX_SHOWN_PROBLEMS: usize = 50;
+
+/// The maximum number of characters of one problem's message shown, because a message can
+/// quote a key or value of any length.
+pub(crate) const MAX_SHOWN_MESSAGE_CHARS: usize = 1000;
+
+/// Formats problems as `file:line:column: message`, one per line. At most
+/// [`MAX_SHOWN_PROBLEMS`] are shown, the first in the given order, followed by a line that
+/// counts the rest. The config checks and the web config checks, and so `ratewatch check`,
+/// the reload reply and the log, all print problems through this type.
 pub(crate) struct Problems<'a>(pub(crate) &'a str, pub(crate) &'a [Problem]);
 
 impl fmt::Display for Problems<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, problem) in self.1.iter().enumerate() {
+        for (i, problem) in self.1.iter().take(MAX_SHOWN_PROBLEMS).enumerate() {
             if i > 0 {
                 f.write_str("\n")?;
             }
+            write!(f, "{}:{}:{}: ", self.0, problem.line, problem.column)?;
+            match problem.message.char_indices().nth(MAX_SHOWN_MESSAGE_CHARS) {
+                Some((cut, _)) => write!(
+                    f,
+                    "{} ... (message cut at {MAX_SHOWN_MESSAGE_CHARS} characters)",
+                    &problem.message[..cut]
+                )?,
+                None => f.write_str(&problem.message)?,
+            }
+        }
+        let hidden = self.1.len().saturating_sub(MAX_SHOWN_PROBLEMS);
+        if hidden > 0 {
+            let noun = if hidden == 1 { "problem" } else { "problems" };
             write!(
                 f,
-                "{}:{}:{}: {}",
-                self.0, problem.line, problem.column, problem.message
+                "\n... and {hidden} more {noun}; fix these and run ratewatch check again"
             )?;
         }
         Ok(())

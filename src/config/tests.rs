@@ -91,6 +91,82 @@ fn error_display_has_file_line_column() {
 }
 
 #[test]
+fn error_display_caps_problem_count() {
+    let keys = (0..120)
+        .map(|i| format!("  unknown{i}: 1\n"))
+        .collect::<Vec<_>>()
+        .concat();
+    let text = format!("global:\n{keys}apis: []\n");
+    let error = parse(&text, "many.yml", &secrets()).unwrap_err();
+    let ConfigError::Invalid { problems, .. } = &error else {
+        panic!("unexpected error {error}");
+    };
+    assert_eq!(problems.len(), 120, "every problem is kept");
+    let shown = error.to_string();
+    let lines: Vec<&str> = shown.lines().collect();
+    assert_eq!(lines.len(), MAX_SHOWN_PROBLEMS + 1, "{shown}");
+    for (i, line) in lines[..MAX_SHOWN_PROBLEMS].iter().enumerate() {
+        let start = format!("many.yml:{}:3: unknown key unknown{i};", i + 2);
+        assert!(line.starts_with(&start), "{line}");
+    }
+    assert_eq!(
+        lines[MAX_SHOWN_PROBLEMS],
+        "... and 70 more problems; fix these and run ratewatch check again"
+    );
+}
+
+#[test]
+fn error_display_shows_few_problems_whole() {
+    let keys = (0..MAX_SHOWN_PROBLEMS)
+        .map(|i| format!("  unknown{i}: 1\n"))
+        .collect::<Vec<_>>()
+        .concat();
+    let text = format!(
+        "global:\n{keys}apis: [{{ name: a, base_url: 'http://127.0.0.1:9/', endpoints: [] }}]\n"
+    );
+    let error = parse(&text, "many.yml", &secrets()).unwrap_err();
+    let shown = error.to_string();
+    assert_eq!(shown.lines().count(), MAX_SHOWN_PROBLEMS, "{shown}");
+    assert!(!shown.contains("more problem"), "{shown}");
+
+    let one_more = Problem {
+        line: 1,
+        column: 1,
+        message: "m".to_owned(),
+    };
+    let problems = vec![one_more; MAX_SHOWN_PROBLEMS + 1];
+    let shown = Problems("f.yml", &problems).to_string();
+    assert!(
+        shown.ends_with("\n... and 1 more problem; fix these and run ratewatch check again"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn error_display_cuts_long_message() {
+    let interval = "x".repeat(5000);
+    let text = format!("global:\n  interval: {interval}\napis: []\n");
+    let shown = parse(&text, "long.yml", &secrets())
+        .unwrap_err()
+        .to_string();
+    let lines: Vec<&str> = shown.lines().collect();
+    assert_eq!(lines.len(), 2, "{shown}");
+    assert!(lines[0].len() < 1100, "{} bytes", lines[0].len());
+    assert!(
+        lines[0].starts_with("long.yml:2:13: invalid interval \"xxx"),
+        "{shown}"
+    );
+    assert!(
+        lines[0].ends_with(" ... (message cut at 1000 characters)"),
+        "{shown}"
+    );
+    assert!(
+        lines[1].starts_with("long.yml:3:7: apis is empty"),
+        "{shown}"
+    );
+}
+
+#[test]
 fn bad_values_are_reported_where_written() {
     let text = "
 global:

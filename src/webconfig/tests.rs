@@ -161,6 +161,29 @@ fn error_display_names_file_line_and_column() {
 }
 
 #[test]
+fn error_display_caps_problem_count() {
+    let pki = Pki::new();
+    let users = (0..60)
+        .map(|i| format!("  user{i}: not-a-hash\n"))
+        .collect::<Vec<_>>()
+        .concat();
+    let error = pki
+        .parse(&format!("basic_auth_users:\n{users}"))
+        .unwrap_err();
+    let shown = error.to_string();
+    let lines: Vec<&str> = shown.lines().collect();
+    assert_eq!(lines.len(), 51, "{shown}");
+    assert!(
+        lines[0].starts_with("web.yml:2:10: invalid bcrypt hash"),
+        "{shown}"
+    );
+    assert_eq!(
+        lines[50],
+        "... and 10 more problems; fix these and run ratewatch check again"
+    );
+}
+
+#[test]
 fn yaml_syntax_error_has_location() {
     let pki = Pki::new();
     let found = problem(pki.parse("tls_server_config:\n  cert_file: [unclosed\n"));

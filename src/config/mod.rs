@@ -120,7 +120,8 @@ pub struct Endpoint {
     /// The full URL: base URL joined with the path. It may hold a query string, so it is never
     /// logged or exported.
     pub url: Url,
-    /// Headers to send, API headers first, endpoint headers overriding them by name.
+    /// Headers to send: the API headers first, and then the endpoint headers, each of which
+    /// replaces the API header of the same name in any letter case.
     pub headers: Vec<(HeaderName, HeaderText)>,
     /// The request body, if any.
     pub body: Option<String>,
@@ -538,6 +539,16 @@ impl Checker<'_> {
         self.name(&api.name, "API");
         let base_url = self.base_url(&api.base_url);
         let mut shared_headers = self.headers(&api.headers);
+        if let Some(auth) = &api.auth
+            && let Some((name, value)) = api
+                .headers
+                .iter()
+                .find(|(name, _)| name.eq_ignore_ascii_case("authorization"))
+        {
+            // Both would be sent, and the API would see two Authorization headers.
+            let at = value.referenced;
+            self.report(auth.referenced, format!("auth sets the Authorization header, and headers sets it too as {name} at line {}, column {}; keep one of them", at.line(), at.column()));
+        }
         if let Some(auth) = &api.auth {
             match self.secrets.resolve(&auth.value.bearer) {
                 Ok(secret) => {
@@ -600,8 +611,12 @@ impl Checker<'_> {
         &mut self,
         raw: &std::collections::BTreeMap<String, Spanned<HeaderSource>>,
     ) -> Vec<(HeaderName, HeaderText)> {
+        let repeats = self.repeated_headers(raw);
         let mut headers = Vec::new();
         for (name, value) in raw {
+            if repeats.contains(name.as_str()) {
+                continue;
+            }
             let Ok(header) = HeaderName::from_bytes(name.as_bytes()) else {
                 self.report(
                     value.referenced,
@@ -642,6 +657,34 @@ impl Checker<'_> {
             headers.push((header, text));
         }
         headers
+    }
+
+    /// Reports every header name that repeats an earlier one in the same mapping with other
+    /// letter case, such as `cookie` after `Cookie`, and returns the repeats. Without this
+    /// check one of the two values would be dropped without a word, because HTTP header
+    /// names are case-insensitive. YAML itself rejects a name repeated with the same case.
+    fn repeated_headers<'r>(
+        &mut self,
+        raw: &'r std::collections::BTreeMap<String, Spanned<HeaderSource>>,
+    ) -> HashSet<&'r str> {
+        // The map is sorted by name, so the locations decide which spelling comes second.
+        let mut by_place: Vec<(&String, &Spanned<HeaderSource>)> = raw.iter().collect();
+        by_place.sort_by_key(|(_, value)| (value.referenced.line(), value.referenced.column()));
+        let mut first_seen: HashMap<String, (&str, Location)> = HashMap::new();
+        let mut repeats = HashSet::new();
+        for (name, value) in by_place {
+            let folded = name.to_ascii_lowercase();
+            match first_seen.get(&folded) {
+                Some(&(first, at)) => {
+                    self.report(value.referenced, format!("header {name} is given twice, also as {first} at line {}, column {}; header names are case-insensitive, so keep one of them", at.line(), at.column()));
+                    repeats.insert(name.as_str());
+                }
+                None => {
+                    first_seen.insert(folded, (name.as_str(), value.referenced));
+                }
+            }
+        }
+        repeats
     }
 
     fn endpoint(&mut self, raw: RawEndpoint, defaults: &EndpointDefaults<'_>) -> Option<Endpoint> {

@@ -344,6 +344,99 @@ apis:
 }
 
 #[test]
+fn header_case_duplicates_are_rejected() {
+    let endpoint = "
+apis:
+  - name: demo
+    base_url: http://127.0.0.1:9/
+    endpoints:
+      - name: a
+        path: x
+        rate_limit: 1/s
+        headers:
+          cookie: { env: RATEWATCH_CONFIG_TEST_CANARY }
+          Cookie: { env: RATEWATCH_CONFIG_TEST_CANARY }
+";
+    let api = "
+apis:
+  - name: demo
+    base_url: http://127.0.0.1:9/
+    headers:
+      X-Team: monitoring
+      x-team: canary-secret-4f1c9b
+    endpoints:
+      - { name: a, path: x, rate_limit: 1/s }
+";
+    let cases = [
+        (
+            endpoint,
+            (11, 19),
+            "header Cookie is given twice, also as cookie at line 10, column 19; header names are case-insensitive, so keep one of them",
+        ),
+        (
+            api,
+            (7, 15),
+            "header x-team is given twice, also as X-Team at line 6, column 15; header names are case-insensitive, so keep one of them",
+        ),
+    ];
+    for (text, at, message) in cases {
+        let problem = one_problem(text);
+        assert_eq!((problem.line, problem.column), at, "{text}");
+        assert_eq!(problem.message, message);
+        assert!(!problem.message.contains(CANARY), "{}", problem.message);
+        assert!(
+            !problem.message.contains("monitoring"),
+            "{}",
+            problem.message
+        );
+    }
+}
+
+#[test]
+fn endpoint_authorization_replaces_api_auth() {
+    let text = "
+apis:
+  - name: demo
+    base_url: http://127.0.0.1:9/
+    auth: { bearer: { env: RATEWATCH_CONFIG_TEST_CANARY } }
+    endpoints:
+      - name: a
+        path: x
+        rate_limit: 1/s
+        headers:
+          authorization: { env: RATEWATCH_CONFIG_TEST_CANARY }
+";
+    let config = parse_ok(text);
+    let headers = &config.endpoints[0].headers;
+    assert_eq!(headers.len(), 1);
+    assert_eq!(headers[0].0, http::header::AUTHORIZATION);
+    assert_eq!(
+        headers[0].1,
+        HeaderText::Secret(Secret::new(CANARY.to_owned()))
+    );
+}
+
+#[test]
+fn auth_and_authorization_header_conflict() {
+    let text = "
+apis:
+  - name: demo
+    base_url: http://127.0.0.1:9/
+    auth: { bearer: { env: RATEWATCH_CONFIG_TEST_CANARY } }
+    headers:
+      authorization: { env: RATEWATCH_CONFIG_TEST_CANARY }
+    endpoints:
+      - { name: a, path: x, rate_limit: 1/s }
+";
+    let problem = one_problem(text);
+    assert_eq!((problem.line, problem.column), (5, 11));
+    assert_eq!(
+        problem.message,
+        "auth sets the Authorization header, and headers sets it too as authorization at line 7, column 22; keep one of them"
+    );
+}
+
+#[test]
 fn several_windows_and_shares_apply() {
     let text = "
 global:

@@ -617,6 +617,10 @@ impl Checker<'_> {
             if repeats.contains(name.as_str()) {
                 continue;
             }
+            if name.contains(char::is_whitespace) {
+                self.report(value.referenced, shape::spaced_header_message());
+                continue;
+            }
             let Ok(header) = HeaderName::from_bytes(name.as_bytes()) else {
                 self.report(
                     value.referenced,

@@ -87,14 +87,12 @@ pub(super) fn duplicate_key_message(key: &str) -> String {
     format!("key {key} is given twice in one mapping; keep one of them")
 }
 
-/// Returns the message for a header `line` with no colon after the name, such as
-/// `Authorization Bearer sk-...`. Only the first word, the header name, is echoed, because the
-/// rest may be a secret.
-pub(super) fn spaced_header_message(line: &str) -> String {
-    let name = line.split_whitespace().next().unwrap_or_default();
-    format!(
-        "header {name} has no colon after its name; write {name}: followed by text, or by a secret reference such as {{ env: API_TOKEN }} for a credential"
-    )
+/// Returns the message for a header name with a space in it, which is most often a header
+/// line with no colon after the name, such as `Authorization Bearer sk-...`. No word of the
+/// name is echoed, because any of them may be a secret: the value, or a key pasted before
+/// the name.
+pub(super) fn spaced_header_message() -> String {
+    "header name with a space in it: is the colon missing after the name? Write the header name, a colon, and then text, or a secret reference such as { env: API_TOKEN } for a credential".to_owned()
 }
 
 /// Returns the message for a required key that is not given.
@@ -212,6 +210,11 @@ fn shape_message(text: &str, problem: &Problem, original: &str) -> String {
             without_value(original)
         );
     };
+    // Only a map key, which is a header name, can have a space in it here: any other key
+    // with a space is an unknown key, which is reported before its value is read.
+    if key.contains(char::is_whitespace) {
+        return spaced_header_message();
+    }
     if original.ends_with("untagged enum HeaderSource") {
         return header_value_message(&key);
     }

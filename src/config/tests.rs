@@ -1058,6 +1058,64 @@ fn literal_bearer_secret_is_never_echoed() {
 }
 
 #[test]
+fn header_key_with_space_is_never_echoed() {
+    let cases = [
+        ("\"X-Broken sk-canary-ddd\": 1", (5, 33)),
+        ("X-Api-Key sk-canary-fff: 1", (5, 32)),
+        ("\"sk-canary-yyy x\": [1]", (5, 26)),
+        ("\"X-Broken sk-canary-ddd\": text", (5, 33)),
+        ("{ sk-canary-eee X-Api-Key }", (5, 33)),
+        ("X-A,sk-canary-ccc x: [1]", (5, 28)),
+        ("'sk-canary-''bbb x': [1]", (5, 28)),
+        ("\"sk-canary-\\\"aaa x\": [1]", (5, 28)),
+    ];
+    for (header, at) in cases {
+        let text = format!(
+            "apis:\n  - name: demo\n    base_url: http://127.0.0.1:9/\n    headers:\n      {header}\n    endpoints:\n      - {{ name: a, path: x, rate_limit: 1/s }}\n"
+        );
+        let problem = one_problem(&text);
+        assert_eq!((problem.line, problem.column), at, "{header}");
+        assert_eq!(problem.message, shape::spaced_header_message(), "{header}");
+        for word in ["sk-canary", "canary", "X-Broken", "X-Api-Key", "aaa", "bbb"] {
+            assert!(
+                !problem.message.contains(word),
+                "{header}: {}",
+                problem.message
+            );
+        }
+    }
+}
+
+#[test]
+fn key_before_returns_whole_key() {
+    let cases = [
+        ("      interval: ", Some("interval")),
+        ("      - name: ", Some("name")),
+        ("      - { name: a, interval: ", Some("interval")),
+        ("      - { name: a, interval: [", Some("interval")),
+        (
+            "      X-Api-Key sk-canary-fff: ",
+            Some("X-Api-Key sk-canary-fff"),
+        ),
+        (
+            "      \"X-Broken sk-canary-ddd\": ",
+            Some("X-Broken sk-canary-ddd"),
+        ),
+        ("      'a: b, c': ", Some("a: b, c")),
+        ("      'it''s x': ", Some("it''s x")),
+        ("      \"a\\\" b\": ", Some("a\\\" b")),
+        ("      X-A,sk-canary x: ", Some("X-A,sk-canary x")),
+        ("      { \"a, b\": 1, c d: ", Some("c d")),
+        ("      ? explicit key: ", Some("explicit key")),
+        ("      no colon ", None),
+        ("      : ", None),
+    ];
+    for (before, key) in cases {
+        assert_eq!(source::key_before(before).as_deref(), key, "{before}");
+    }
+}
+
+#[test]
 fn unknown_variant_without_key_drops_the_value() {
     assert_eq!(
         shape::without_value("unknown variant `sk-canary`, expected one of a, b"),
@@ -1782,7 +1840,7 @@ apis:
     assert!(
         problems[2]
             .message
-            .starts_with("header Authorization has no colon after its name"),
+            .starts_with("header name with a space in it: is the colon missing"),
         "{}",
         problems[2].message
     );

@@ -114,7 +114,7 @@ impl Walk<'_> {
                         // sk-...`. The problem is placed where the typed parse finds the
                         // missing value, so the two reports of it are merged.
                         (Some(name), Value::Null) if name.contains(char::is_whitespace) => {
-                            self.report(value.referenced, shape::spaced_header_message(name));
+                            self.report(value.referenced, shape::spaced_header_message());
                         }
                         _ => self.node(value, inner, name),
                     }

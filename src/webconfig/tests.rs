@@ -646,6 +646,34 @@ fn shape_errors_never_quote_possible_secrets() {
 }
 
 #[test]
+fn shape_error_names_whole_header_name() {
+    let pki = Pki::new();
+    let found = problem(pki.parse("http_server_config:\n  headers:\n    X-Frame-Options: [1]\n"));
+    assert_eq!(
+        found.message,
+        "invalid value for http_server_config.headers.X-Frame-Options: write the header value as text"
+    );
+}
+
+#[test]
+fn key_with_space_is_never_echoed() {
+    let pki = Pki::new();
+    let cases = [
+        "http_server_config:\n  headers:\n    X-Frame-Options sk-canary-ddd: [1]\n",
+        "http_server_config:\n  headers:\n    \"sk-canary-yyy x\": [1]\n",
+    ];
+    for text in cases {
+        let found = problem(pki.parse(text));
+        assert_eq!(
+            found.message,
+            "key with a space in it under http_server_config.headers: is the colon missing after the name? Write the name, a colon, and then the header value as text",
+            "{text:?}"
+        );
+        assert_eq!(found.line, 3, "{text:?}");
+    }
+}
+
+#[test]
 fn unclosed_bracket_names_the_key() {
     let pki = Pki::new();
     let found = problem(pki.parse("tls_server_config: [\n"));

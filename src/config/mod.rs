@@ -206,12 +206,18 @@ pub enum ConfigError {
         error: std::io::Error,
     },
     /// The file was read but is not valid.
-    #[error("{}", Problems(file, problems))]
+    #[error(
+        "{}{}",
+        Problems(file, problems),
+        note.as_ref().map_or_else(String::new, |note| format!("\n{note}"))
+    )]
     Invalid {
         /// The file name as given.
         file: String,
         /// Every problem found, in file order.
         problems: Vec<Problem>,
+        /// Why the list may be incomplete, printed after it.
+        note: Option<String>,
     },
 }
 
@@ -280,9 +286,13 @@ pub fn load(path: &Path, secrets: &SecretSource) -> Result<Config, ConfigError> 
 
 /// Validates config text; `file` names it in messages.
 pub fn parse(text: &str, file: &str, secrets: &SecretSource) -> Result<Config, ConfigError> {
-    let raw: RawConfig = serde_saphyr::from_str(text).map_err(|e| ConfigError::Invalid {
-        file: file.to_owned(),
-        problems: layout_problems(text, &e),
+    let raw: RawConfig = serde_saphyr::from_str(text).map_err(|e| {
+        let (problems, note) = layout_problems(text, &e);
+        ConfigError::Invalid {
+            file: file.to_owned(),
+            problems,
+            note,
+        }
     })?;
     let mut checker = Checker {
         problems: Vec::new(),
@@ -297,14 +307,30 @@ pub fn parse(text: &str, file: &str, secrets: &SecretSource) -> Result<Config, C
     Err(ConfigError::Invalid {
         file: file.to_owned(),
         problems,
+        note: None,
     })
 }
 
 /// Returns every layout problem in `text`, which serde-saphyr rejected with `error`: the one
-/// serde-saphyr found, and those [`tree::check`] finds in the rest of the file.
-fn layout_problems(text: &str, error: &serde_saphyr::Error) -> Vec<Problem> {
+/// serde-saphyr found, and those [`tree::check`] finds in the rest of the file. When
+/// [`tree::check`] cannot read the file, only the first problem is returned, with a note that
+/// says why.
+fn layout_problems(text: &str, error: &serde_saphyr::Error) -> (Vec<Problem>, Option<String>) {
     let first = shape::explain(text, syntax_problem(error));
-    let mut problems = tree::check(text);
+    let mut problems = match tree::check(text) {
+        Ok(problems) => problems,
+        Err(stop) => {
+            let note = if (stop.line, stop.column) == (first.line, first.column) {
+                "only this problem is shown, because the YAML cannot be read past it. Fix it and run ratewatch check again to see any others".to_owned()
+            } else {
+                format!(
+                    "only the first problem is shown, because the check for more problems stopped at line {}, column {}: {}. Fix the problem above and run ratewatch check again to see any others",
+                    stop.line, stop.column, stop.message
+                )
+            };
+            return (vec![first], Some(note));
+        }
+    };
     let known = problems
         .iter()
         .any(|p| (p.line, p.column) == (first.line, first.column) || p.message == first.message);
@@ -312,7 +338,7 @@ fn layout_problems(text: &str, error: &serde_saphyr::Error) -> Vec<Problem> {
         problems.push(first);
         problems.sort_by_key(|p| (p.line, p.column));
     }
-    problems
+    (problems, None)
 }
 
 /// Converts a YAML syntax or shape error into a problem at the location the parser reports.

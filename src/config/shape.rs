@@ -57,6 +57,8 @@ pub(super) fn explain(text: &str, problem: Problem) -> Problem {
         missing_key_message(rest.trim_end_matches('`'))
     } else if let Some(rest) = original.strip_prefix("unknown field `") {
         parse_unknown_field(original, rest)
+    } else if let Some(breach) = original.strip_prefix("budget breached: ") {
+        budget_message(breach)
     } else if original == "unexpected end of input" {
         "the file ends inside a value; close every open bracket, brace and quote".to_owned()
     } else if original.starts_with("tabs disallowed") {
@@ -75,6 +77,26 @@ pub(super) fn explain(text: &str, problem: Problem) -> Problem {
         return problem;
     };
     Problem { message, ..problem }
+}
+
+/// Returns the message for a limit of the YAML parser that the file exceeds. `breach` is
+/// serde-saphyr's name of the limit and the count reached, such as `Nodes { nodes: 250001 }`.
+fn budget_message(breach: &str) -> String {
+    let limit = breach.split_whitespace().next().unwrap_or(breach);
+    match limit {
+        "Nodes" | "Events" | "Aliases" | "Anchors" => format!(
+            "the file exceeds the YAML parser's limit on {} here, because aliases (*name) repeat the values of their anchors (&name) too often; write the values out or use fewer aliases",
+            limit.to_ascii_lowercase()
+        ),
+        "Depth" => {
+            "lists and mappings are nested deeper than the YAML parser's limit here; flatten them"
+                .to_owned()
+        }
+        _ => format!(
+            "the file exceeds the YAML parser's limit on {} here; make it smaller",
+            limit.to_ascii_lowercase()
+        ),
+    }
 }
 
 /// Returns the message for a key given twice in one mapping. A key with a space in it is not

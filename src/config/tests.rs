@@ -167,6 +167,81 @@ fn error_display_cuts_long_message() {
 }
 
 #[test]
+fn alias_budget_note_follows_first_problem() {
+    let text = "\
+a: &a [x, x, x, x, x, x, x, x, x]
+b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]
+c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]
+d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]
+e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]
+f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]
+g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]
+apis: []
+";
+    let error = parse(text, "laughs.yml", &secrets()).unwrap_err();
+    let shown = error.to_string();
+    let ConfigError::Invalid { problems, note, .. } = error else {
+        panic!("unexpected error {shown}");
+    };
+    assert_eq!(places(&problems), vec![(1, 1)], "{shown}");
+    let note = note.expect("a note that more problems may exist");
+    assert!(
+        note.starts_with("only the first problem is shown, because the check for more problems stopped at line 6, column 16: the file exceeds the YAML parser's limit on nodes here, because aliases (*name) repeat"),
+        "{note}"
+    );
+    assert!(
+        note.ends_with("Fix the problem above and run ratewatch check again to see any others"),
+        "{note}"
+    );
+    let lines: Vec<&str> = shown.lines().collect();
+    assert_eq!(lines.len(), 2, "{shown}");
+    assert!(
+        lines[0].starts_with("laughs.yml:1:1: unknown key a;"),
+        "{shown}"
+    );
+    assert_eq!(lines[1], note);
+}
+
+#[test]
+fn later_syntax_error_note_names_it() {
+    let text = "global:\n  colour: red\napis:\n  - name: \"unclosed\n";
+    let error = parse(text, "t.yml", &secrets()).unwrap_err();
+    let ConfigError::Invalid { problems, note, .. } = error else {
+        panic!("unexpected error");
+    };
+    assert_eq!(places(&problems), vec![(2, 3)]);
+    let note = note.expect("a note that more problems may exist");
+    assert!(
+        note.starts_with("only the first problem is shown, because the check for more problems stopped at line 4, column 11: unclosed quote"),
+        "{note}"
+    );
+
+    let text = "apis:\n  - name: \"unclosed\n";
+    let error = parse(text, "t.yml", &secrets()).unwrap_err();
+    let ConfigError::Invalid { problems, note, .. } = error else {
+        panic!("unexpected error");
+    };
+    assert_eq!(places(&problems), vec![(2, 11)]);
+    assert_eq!(
+        note.as_deref(),
+        Some(
+            "only this problem is shown, because the YAML cannot be read past it. Fix it and run ratewatch check again to see any others"
+        )
+    );
+}
+
+#[test]
+fn complete_problem_list_has_no_note() {
+    let text = "global:\n  colour: red\n  size: 5\napis: []\n";
+    let error = parse(text, "t.yml", &secrets()).unwrap_err();
+    let ConfigError::Invalid { problems, note, .. } = error else {
+        panic!("unexpected error");
+    };
+    assert_eq!(places(&problems), vec![(2, 3), (3, 3)]);
+    assert_eq!(note, None);
+}
+
+#[test]
 fn bad_values_are_reported_where_written() {
     let text = "
 global:

@@ -39,15 +39,16 @@ enum Value {
 #[derive(Debug)]
 struct Key(Option<String>);
 
-/// Returns the layout problems in `text`, in file order. A file that is not valid YAML has
-/// none here, because its first syntax error, which the typed parse reports, ends the reading.
-pub(super) fn check(text: &str) -> Vec<Problem> {
+/// Returns the layout problems in `text`, in file order, or the problem that stopped this
+/// reading. That is a YAML syntax error, which the typed parse may not have reached because
+/// it stopped at an earlier problem, or a limit of the YAML parser: this reading builds every
+/// node that aliases expand to, while the typed parse stops at its first problem.
+pub(super) fn check(text: &str) -> Result<Vec<Problem>, Problem> {
     let mut options = Options::default();
     // Every entry reaches the tree, so each repeated key is reported, not only the first.
     options.duplicate_keys = DuplicateKeyPolicy::PassThrough;
-    let Ok(root) = serde_saphyr::from_str_with_options::<Node>(text, options) else {
-        return Vec::new();
-    };
+    let root = serde_saphyr::from_str_with_options::<Node>(text, options)
+        .map_err(|error| shape::explain(text, super::syntax_problem(&error)))?;
     let mut walk = Walk {
         text,
         problems: Vec::new(),
@@ -56,7 +57,7 @@ pub(super) fn check(text: &str) -> Vec<Problem> {
     walk.node(&root, &Shape::of::<RawConfig>(), None);
     walk.problems.sort_by_key(|p| (p.line, p.column));
     walk.problems.dedup();
-    walk.problems
+    Ok(walk.problems)
 }
 
 struct Walk<'a> {

@@ -76,6 +76,22 @@ pub enum SharedError {
         /// More advice for a connect over TLS.
         advice: Option<&'static str>,
     },
+    /// The server rejected the credentials in the URL, or requires a password that the URL
+    /// does not give.
+    #[error(
+        "budget store {url}: {operation} failed: {reason}; {}",
+        failure.advice()
+    )]
+    Authentication {
+        /// The URL, redacted.
+        url: String,
+        /// The call that failed, as in [`SharedError::Redis`].
+        operation: &'static str,
+        /// The client's error message, with any password removed.
+        reason: String,
+        /// Whether the credentials were wrong or missing.
+        failure: AuthFailure,
+    },
     /// The connection failed or the server returned an error.
     #[error("budget store {url}: {operation} failed: {reason}")]
     Redis {
@@ -100,6 +116,40 @@ pub enum SharedError {
         /// The reply as received.
         reply: Vec<i64>,
     },
+}
+
+/// Why the Redis server did not accept the connection's credentials.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthFailure {
+    /// The server rejected the user name or password in the URL (`AUTH` failed).
+    Rejected,
+    /// The server requires a password and the URL gives none (a `NOAUTH` reply).
+    Missing,
+}
+
+impl AuthFailure {
+    /// Returns what to do next. The password itself is never shown.
+    #[must_use]
+    pub fn advice(self) -> &'static str {
+        match self {
+            AuthFailure::Rejected => {
+                "check the password, and the user name for a Redis ACL user, in the URL of --storage.redis-url or RATEWATCH_REDIS_URL"
+            }
+            AuthFailure::Missing => {
+                "the Redis server requires a password, so add it to the URL in --storage.redis-url or RATEWATCH_REDIS_URL, as redis://:PASSWORD@HOST:PORT"
+            }
+        }
+    }
+
+    /// Returns the failure that `error` reports, if it is one.
+    fn of(error: &RedisError) -> Option<AuthFailure> {
+        match error.code() {
+            Some("NOAUTH") => Some(AuthFailure::Missing),
+            Some("WRONGPASS") => Some(AuthFailure::Rejected),
+            _ => (error.kind() == redis::ErrorKind::AuthenticationFailed)
+                .then_some(AuthFailure::Rejected),
+        }
+    }
 }
 
 /// The outcome of one debit.
@@ -309,8 +359,9 @@ impl SharedBudget {
         Ok(())
     }
 
-    /// Reads `appendonly` and `appendfsync` with `CONFIG GET`. Any failure, such as a
-    /// renamed `CONFIG` command, is [`Persistence::Unknown`], never an error.
+    /// Reads `appendonly` and `appendfsync` with `CONFIG GET`. A `NOAUTH` reply is
+    /// [`Persistence::Unauthenticated`], and any other failure, such as a renamed `CONFIG`
+    /// command, is [`Persistence::Unknown`], never an error.
     pub async fn persistence(&self) -> Persistence {
         // Each reply maps the parameter name to its value, or is empty for a hidden parameter.
         type Settings = HashMap<String, String>;
@@ -328,6 +379,14 @@ impl SharedBudget {
             .await;
         match reply {
             Ok((appendonly, appendfsync)) => Persistence::from_config(&appendonly, &appendfsync),
+            Err(
+                error @ SharedError::Authentication {
+                    failure: AuthFailure::Missing,
+                    ..
+                },
+            ) => Persistence::Unauthenticated {
+                reason: error.to_string(),
+            },
             Err(error) => Persistence::Unknown {
                 reason: error.to_string(),
             },
@@ -396,6 +455,14 @@ async fn bounded<T>(
         Ok(Ok(value)) => Ok(value),
         Ok(Err(e)) => {
             let mut reason = url.scrub(&e.to_string());
+            if let Some(failure) = AuthFailure::of(&e) {
+                return Err(SharedError::Authentication {
+                    url: url.as_str().to_owned(),
+                    operation,
+                    reason,
+                    failure,
+                });
+            }
             let tls_connect = operation == "connect" && url.is_tls();
             if let Some(hint) = tls::handshake_hint(&e, tls_connect) {
                 reason = format!("{reason}; {hint}");

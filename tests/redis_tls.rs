@@ -471,13 +471,13 @@ fn invalid_tls_flags_stop_startup() {
         ],
     );
     assert!(
-        stderr.contains("--storage.redis-tls-ca-file is set but the budget store URL redis://xxxxx@127.0.0.1:1/ does not use TLS"),
+        stderr.contains("--storage.redis-tls-ca-file is set but the budget store URL redis://xxxxx@127.0.0.1:1/ does not use TLS; write rediss://HOST:PORT to connect over TLS, or remove --storage.redis-tls-ca-file\n"),
         "{stderr}"
     );
 
     let stderr = failed_start(dir.path(), std::slice::from_ref(&ca));
     assert!(
-        stderr.contains("--storage.redis-tls-ca-file is set but no budget store URL is"),
+        stderr.contains("--storage.redis-tls-ca-file is set but no budget store URL is set; set --storage.redis-url or RATEWATCH_REDIS_URL to a rediss:// URL, or remove --storage.redis-tls-ca-file\n"),
         "{stderr}"
     );
 }

@@ -35,7 +35,7 @@ use redis::{ConnectionAddr, RedisError, Script};
 use crate::plan::WindowBudget;
 pub use persistence::Persistence;
 use redact::RedactedUrl;
-pub use tls::{CA_FILE_FLAG, CERT_FILE_FLAG, Flag, KEY_FILE_FLAG, TlsError, TlsFiles};
+pub use tls::{CA_FILE_FLAG, CERT_FILE_FLAG, Flag, KEY_FILE_FLAG, SetFlags, TlsError, TlsFiles};
 
 /// The debit script; see `debit.lua` for its arguments and replies.
 static DEBIT_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("debit.lua")));
@@ -597,23 +597,36 @@ mod tests {
 
     #[test]
     fn tls_files_with_plain_url_are_rejected() {
-        for url in [
-            "redis://:hunter2@127.0.0.1:6379/",
-            "redis+unix:///run/redis.sock?pass=hunter2",
-        ] {
+        let cases = [
+            (
+                "redis://:hunter2@127.0.0.1:6379/",
+                "--storage.redis-tls-ca-file is set but the budget store URL redis://xxxxx@127.0.0.1:6379/ does not use TLS; write rediss://HOST:PORT to connect over TLS, or remove --storage.redis-tls-ca-file",
+            ),
+            (
+                "redis+unix:///run/redis.sock?pass=hunter2",
+                "--storage.redis-tls-ca-file is set but the budget store URL redis+unix:///run/redis.sock?pass=xxxxx does not use TLS; write rediss://HOST:PORT to connect over TLS, or remove --storage.redis-tls-ca-file",
+            ),
+        ];
+        for (url, expected) in cases {
             let error = open_error(url, &tls_files());
             let message = error.to_string();
             assert!(
                 matches!(error, SharedError::Tls(TlsError::NotTlsUrl { .. })),
                 "{message}"
             );
-            assert!(
-                message.contains("--storage.redis-tls-ca-file is set"),
-                "{message}"
-            );
-            assert!(message.contains("rediss://"), "{message}");
-            assert!(!message.contains("hunter2"), "{message}");
+            assert_eq!(message, expected);
         }
+
+        let client_files = TlsFiles {
+            cert_file: Some("client.pem".into()),
+            key_file: Some("client-key.pem".into()),
+            ..TlsFiles::default()
+        };
+        let message = open_error("redis://127.0.0.1:6379/", &client_files).to_string();
+        assert_eq!(
+            message,
+            "--storage.redis-tls-cert-file and --storage.redis-tls-key-file are set but the budget store URL redis://127.0.0.1:6379/ does not use TLS; write rediss://HOST:PORT to connect over TLS, or remove --storage.redis-tls-cert-file and --storage.redis-tls-key-file"
+        );
     }
 
     #[test]
@@ -652,12 +665,10 @@ mod tests {
     fn tls_files_without_url_are_rejected() {
         let error = StoreOptions::from_flags(None, "ratewatch".to_owned(), tls_files())
             .expect_err("accepted TLS files without a URL");
-        let message = error.to_string();
-        assert!(
-            message.contains("--storage.redis-tls-ca-file is set"),
-            "{message}"
+        assert_eq!(
+            error.to_string(),
+            "--storage.redis-tls-ca-file is set but no budget store URL is set; set --storage.redis-url or RATEWATCH_REDIS_URL to a rediss:// URL, or remove --storage.redis-tls-ca-file"
         );
-        assert!(message.contains("--storage.redis-url"), "{message}");
         let none = StoreOptions::from_flags(None, "ratewatch".to_owned(), TlsFiles::default());
         assert!(none.unwrap().is_none());
     }

@@ -51,6 +51,29 @@ pub const KEY_FILE_FLAG: Flag = Flag {
     env: "RATEWATCH_REDIS_TLS_KEY_FILE",
 };
 
+/// The names of the TLS flags that are set, shown as a list such as
+/// `--storage.redis-tls-cert-file and --storage.redis-tls-key-file`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SetFlags(Vec<&'static str>);
+
+impl SetFlags {
+    /// Returns the verb that agrees with the list: `is` for one flag, `are` for more.
+    #[must_use]
+    pub fn verb(&self) -> &'static str {
+        if self.0.len() == 1 { "is" } else { "are" }
+    }
+}
+
+impl fmt::Display for SetFlags {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.as_slice() {
+            [] => Ok(()),
+            [one] => f.write_str(one),
+            [init @ .., last] => write!(f, "{} and {last}", init.join(", ")),
+        }
+    }
+}
+
 /// The TLS files named on the command line. With none set, a `rediss://` connection trusts
 /// the system's CA certificates and sends no client certificate.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -147,21 +170,23 @@ pub enum TlsError {
     },
     /// TLS files were given for a URL without TLS.
     #[error(
-        "{flags} set but the budget store URL {url} does not use TLS; write rediss://HOST:PORT to connect over TLS, or remove {flags}"
+        "{flags} {} set but the budget store URL {url} does not use TLS; write rediss://HOST:PORT to connect over TLS, or remove {flags}",
+        flags.verb()
     )]
     NotTlsUrl {
         /// The URL, redacted.
         url: String,
         /// The TLS flags that were set.
-        flags: String,
+        flags: SetFlags,
     },
     /// TLS files were given without a budget store URL.
     #[error(
-        "{flags} set but no budget store URL is; set --storage.redis-url or RATEWATCH_REDIS_URL to a rediss:// URL, or remove {flags}"
+        "{flags} {} set but no budget store URL is set; set --storage.redis-url or RATEWATCH_REDIS_URL to a rediss:// URL, or remove {flags}",
+        flags.verb()
     )]
     WithoutUrl {
         /// The TLS flags that were set.
-        flags: String,
+        flags: SetFlags,
     },
     /// The URL turns off certificate verification with `#insecure`.
     #[error(
@@ -181,10 +206,9 @@ impl TlsFiles {
         self.ca_file.is_none() && self.cert_file.is_none() && self.key_file.is_none()
     }
 
-    /// Names the flags that are set, such as `--storage.redis-tls-ca-file is` or
-    /// `--storage.redis-tls-cert-file and --storage.redis-tls-key-file are`.
-    pub(crate) fn flags_set(&self) -> String {
-        let names: Vec<&str> = [
+    /// Returns the flags that are set.
+    pub(crate) fn flags_set(&self) -> SetFlags {
+        let names = [
             (&self.ca_file, CA_FILE_FLAG),
             (&self.cert_file, CERT_FILE_FLAG),
             (&self.key_file, KEY_FILE_FLAG),
@@ -193,11 +217,7 @@ impl TlsFiles {
         .filter(|(path, _)| path.is_some())
         .map(|(_, flag)| flag.name)
         .collect();
-        match names.as_slice() {
-            [one] => format!("{one} is"),
-            [first, second] => format!("{first} and {second} are"),
-            _ => format!("{} are", names.join(", ")),
-        }
+        SetFlags(names)
     }
 
     /// Reads and checks the files. Returns `None` when no file is set.
@@ -671,17 +691,27 @@ mod tests {
     #[test]
     fn flags_set_lists_given_flags() {
         let dir = Path::new("/x");
-        assert_eq!(
-            files(dir, Some("a"), None, None).flags_set(),
-            "--storage.redis-tls-ca-file is"
-        );
-        assert_eq!(
-            files(dir, None, Some("a"), Some("b")).flags_set(),
-            "--storage.redis-tls-cert-file and --storage.redis-tls-key-file are"
-        );
-        assert_eq!(
-            files(dir, Some("a"), Some("b"), Some("c")).flags_set(),
-            "--storage.redis-tls-ca-file, --storage.redis-tls-cert-file, --storage.redis-tls-key-file are"
-        );
+        let cases = [
+            (
+                files(dir, Some("a"), None, None),
+                "--storage.redis-tls-ca-file",
+                "is",
+            ),
+            (
+                files(dir, None, Some("a"), Some("b")),
+                "--storage.redis-tls-cert-file and --storage.redis-tls-key-file",
+                "are",
+            ),
+            (
+                files(dir, Some("a"), Some("b"), Some("c")),
+                "--storage.redis-tls-ca-file, --storage.redis-tls-cert-file and --storage.redis-tls-key-file",
+                "are",
+            ),
+        ];
+        for (set, names, verb) in cases {
+            let flags = set.flags_set();
+            assert_eq!(flags.to_string(), names);
+            assert_eq!(flags.verb(), verb, "{names}");
+        }
     }
 }

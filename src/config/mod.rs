@@ -7,7 +7,7 @@
 mod degraded;
 mod raw;
 mod schema;
-mod shape;
+pub(crate) mod shape;
 pub(crate) mod source;
 mod tree;
 pub mod units;

@@ -50,6 +50,9 @@ pub(super) fn explain(text: &str, problem: Problem) -> Problem {
         };
     }
     let original = problem.message.as_str();
+    if original.starts_with("multiple YAML documents") {
+        return several_documents(text, &problem);
+    }
     let message = if let Some(rest) = original.strip_prefix("duplicate mapping key: ") {
         let key = rest.split(',').next().unwrap_or(rest).trim();
         duplicate_key_message(key)
@@ -77,6 +80,44 @@ pub(super) fn explain(text: &str, problem: Problem) -> Problem {
         return problem;
     };
     Problem { message, ..problem }
+}
+
+/// Rewrites serde-saphyr's "multiple YAML documents detected", which advises functions of
+/// its API, into a problem at the `---` line that starts the second document, when one is
+/// found. ratewatch reads each file as one document.
+pub(crate) fn several_documents(text: &str, problem: &Problem) -> Problem {
+    let separator = second_document_line(text);
+    let start = separator.map_or_else(String::new, |line| {
+        format!("; the second document starts at line {line}")
+    });
+    let (line, column) = separator.map_or((problem.line, problem.column), |line| (line, 1));
+    Problem {
+        line,
+        column,
+        message: format!(
+            "the file contains several YAML documents separated by --- lines, and ratewatch reads only one{start}. Keep one document: move the settings of the others into it and remove the --- lines"
+        ),
+    }
+}
+
+/// Returns the 1-based line of the `---` that starts a second document: the first `---`
+/// line after a line with content. A `---` before any content starts the first document.
+fn second_document_line(text: &str) -> Option<u64> {
+    let mut content_seen = false;
+    for (index, line) in text.lines().enumerate() {
+        let trimmed = line.trim_end();
+        let is_separator = trimmed == "---" || trimmed.starts_with("--- ");
+        if is_separator && content_seen {
+            return u64::try_from(index + 1).ok();
+        }
+        let blank = trimmed.trim_start().is_empty() || trimmed.trim_start().starts_with('#');
+        let directive = trimmed.starts_with('%');
+        let content_after_separator = is_separator && !trimmed[3..].trim().is_empty();
+        if (!blank && !directive && !is_separator) || content_after_separator {
+            content_seen = true;
+        }
+    }
+    None
 }
 
 /// Returns the message for a limit of the YAML parser that the file exceeds. `breach` is

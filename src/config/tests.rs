@@ -1207,6 +1207,31 @@ fn unknown_variant_without_key_drops_the_value() {
 }
 
 #[test]
+fn several_documents_name_second_start() {
+    let cases = [
+        ("apis: []\n---\napis: []\n", 2),
+        ("---\n# first\napis: []\n\n--- # second\napis: []\n", 5),
+        ("%YAML 1.2\n---\napis: []\n--- apis: []\n", 4),
+    ];
+    for (text, line) in cases {
+        let error = parse(text, "two.yml", &secrets()).unwrap_err();
+        let ConfigError::Invalid { problems, note, .. } = &error else {
+            panic!("unexpected error {error}");
+        };
+        assert_eq!(places(problems), vec![(line, 1)], "{text:?}");
+        assert_eq!(
+            problems[0].message,
+            format!(
+                "the file contains several YAML documents separated by --- lines, and ratewatch reads only one; the second document starts at line {line}. Keep one document: move the settings of the others into it and remove the --- lines"
+            ),
+            "{text:?}"
+        );
+        assert!(note.is_some(), "{text:?}");
+        assert!(!error.to_string().contains("from_str_multiple"), "{error}");
+    }
+}
+
+#[test]
 fn yaml_syntax_errors_say_what_to_fix() {
     let cases = [
         ("apis:\n\t- name: demo\n", "indent with spaces"),

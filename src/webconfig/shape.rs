@@ -57,6 +57,9 @@ fn expected_form(key: &str, parent: Option<&str>) -> Option<&'static str> {
 /// `basic_auth_users`, which already state what to write, are returned unchanged.
 pub(super) fn explain(text: &str, problem: Problem) -> Problem {
     let original = problem.message.as_str();
+    if original.starts_with("multiple YAML documents") {
+        return crate::config::shape::several_documents(text, &problem);
+    }
     let message = if let Some(rest) = original.strip_prefix("duplicate mapping key") {
         let key = rest
             .trim_start_matches([':', ' '])

@@ -184,6 +184,18 @@ fn error_display_caps_problem_count() {
 }
 
 #[test]
+fn several_documents_name_second_start() {
+    let pki = Pki::new();
+    let found =
+        problem(pki.parse("http_server_config:\n  http2: true\n---\nbasic_auth_users: {}\n"));
+    assert_eq!((found.line, found.column), (3, 1), "{found:?}");
+    assert!(
+        found.message.starts_with("the file contains several YAML documents separated by --- lines, and ratewatch reads only one; the second document starts at line 3."),
+        "{found:?}"
+    );
+}
+
+#[test]
 fn yaml_syntax_error_has_location() {
     let pki = Pki::new();
     let found = problem(pki.parse("tls_server_config:\n  cert_file: [unclosed\n"));

@@ -464,7 +464,12 @@ async fn bounded<T>(
                 });
             }
             let tls_connect = operation == "connect" && url.is_tls();
-            if let Some(hint) = tls::handshake_hint(&e, tls_connect) {
+            let hint = if operation == "connect" && url.is_plain_tcp() {
+                tls::plain_connect_hint(&e)
+            } else {
+                tls::handshake_hint(&e, tls_connect)
+            };
+            if let Some(hint) = hint {
                 reason = format!("{reason}; {hint}");
             }
             Err(SharedError::Redis {

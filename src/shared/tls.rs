@@ -337,6 +337,32 @@ fn read_client_pair(cert_path: &Path, key_path: &Path) -> Result<ClientTlsConfig
 /// waits for a command and never replies to the handshake.
 pub(crate) const TIMEOUT_ADVICE: &str = "check that the port is Redis's tls-port, because a Redis port without TLS does not reply to a TLS handshake";
 
+/// The advice added to a connect without TLS that the server reset or closed. Redis closes
+/// the connection when its tls-port receives a command instead of a TLS handshake.
+pub(crate) const PLAIN_TO_TLS_ADVICE: &str = "the port may be Redis's tls-port, which closes a connection that does not start with a TLS handshake, so use rediss:// to connect to it";
+
+/// Returns [`PLAIN_TO_TLS_ADVICE`] when `error`, from a connect without TLS, says that the
+/// server reset or closed the connection.
+pub(crate) fn plain_connect_hint(error: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut current = Some(error);
+    while let Some(error) = current {
+        let closed = error.downcast_ref::<std::io::Error>().is_some_and(|e| {
+            matches!(
+                e.kind(),
+                std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::ConnectionAborted
+                    | std::io::ErrorKind::UnexpectedEof
+                    | std::io::ErrorKind::BrokenPipe
+            )
+        });
+        if closed {
+            return Some(PLAIN_TO_TLS_ADVICE.to_owned());
+        }
+        current = error.source();
+    }
+    None
+}
+
 /// Returns what to do about a failed TLS handshake, if `error` is one. The rustls error is
 /// found only in the first connect's error, because the redis crate turns the errors of
 /// later reconnects into text.

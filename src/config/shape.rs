@@ -57,7 +57,7 @@ pub(super) fn explain(text: &str, problem: Problem) -> Problem {
         let key = rest.split(',').next().unwrap_or(rest).trim();
         duplicate_key_message(key)
     } else if let Some(rest) = original.strip_prefix("missing field `") {
-        missing_key_message(rest.trim_end_matches('`'))
+        missing_key_message(rest.trim_end_matches('`'), None)
     } else if let Some(rest) = original.strip_prefix("unknown field `") {
         parse_unknown_field(original, rest)
     } else if let Some(breach) = original.strip_prefix("budget breached: ") {
@@ -158,12 +158,32 @@ pub(super) fn spaced_header_message() -> String {
     "header name with a space in it: is the colon missing after the name? Write the header name, a colon, and then text, or a secret reference such as { env: API_TOKEN } for a credential".to_owned()
 }
 
-/// Returns the message for a required key that is not given.
-pub(super) fn missing_key_message(key: &str) -> String {
-    match expected_form(key) {
-        Some(form) => format!("missing key {key}; add it with {form}"),
-        None => format!("missing key {key}; add it"),
+/// Returns the message for a required key that is not given. `parent` is the key of the list
+/// or mapping that lacks it, such as `endpoints` for an endpoint, when known.
+pub(super) fn missing_key_message(key: &str, parent: Option<&str>) -> String {
+    match missing_form(key, parent) {
+        Some(form) => format!("missing key {key}: add {form}"),
+        None => format!("missing key {key}: add it"),
     }
+}
+
+/// Returns what to add for a required key, as written in a message after "add". Each
+/// required key of the raw structs has an entry.
+fn missing_form(key: &str, parent: Option<&str>) -> Option<&'static str> {
+    let form = match (key, parent) {
+        ("name", Some("endpoints")) => "a name for this endpoint, such as name: check-credit",
+        ("name", Some("apis")) => "a name for this API, such as name: billing",
+        ("name", _) => "a name, such as name: billing",
+        ("base_url", _) => {
+            "the URL that this API's endpoint paths are relative to, such as base_url: https://api.example.com/"
+        }
+        ("path", _) => "the path of this endpoint, relative to base_url, such as path: v1/models",
+        ("endpoints", _) => "a list of this API's endpoints, each with name and path",
+        ("bearer", _) => "a secret reference such as bearer: { env: API_TOKEN }",
+        ("json_path", _) => "the JSONPath of the balance, such as json_path: $.credit",
+        _ => return expected_form(key),
+    };
+    Some(form)
 }
 
 /// Rewrites serde's "unknown field `KEY`, expected one of A, B" (`rest` is what follows the

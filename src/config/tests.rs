@@ -1016,7 +1016,7 @@ fn shape_errors_name_key_value_and_fix() {
         (
             "global:\n  interval: 5s\n".to_owned(),
             (1, 1),
-            "missing key apis; add it with a list of APIs",
+            "missing key apis: add a list of APIs",
         ),
         (
             format!("{base}        interval: 10s\n        headers: {{ X-A: [1] }}\n"),
@@ -1782,8 +1782,39 @@ apis:
 ";
     let found = problems(text);
     assert_eq!(places(&found), vec![(5, 9), (6, 9)], "{found:#?}");
-    assert_eq!(found[0].message, "missing key path; add it with text");
-    assert_eq!(found[1].message, "missing key name; add it with text");
+    assert_eq!(
+        found[0].message,
+        "missing key path: add the path of this endpoint, relative to base_url, such as path: v1/models"
+    );
+    assert_eq!(
+        found[1].message,
+        "missing key name: add a name for this endpoint, such as name: check-credit"
+    );
+}
+
+#[test]
+fn missing_keys_say_what_to_add() {
+    let text = "\
+apis:
+  - endpoints:
+      - { name: a, path: x, rate_limit: 1/s, credit: {} }
+  - name: other
+    base_url: http://127.0.0.1:9/
+    auth: {}
+";
+    let found = problems(text);
+    let messages: Vec<&str> = found.iter().map(|p| p.message.as_str()).collect();
+    assert_eq!(
+        messages,
+        [
+            "missing key name: add a name for this API, such as name: billing",
+            "missing key base_url: add the URL that this API's endpoint paths are relative to, such as base_url: https://api.example.com/",
+            "missing key json_path: add the JSONPath of the balance, such as json_path: $.credit",
+            "missing key endpoints: add a list of this API's endpoints, each with name and path",
+            "missing key bearer: add a secret reference such as bearer: { env: API_TOKEN }",
+        ],
+        "{found:#?}"
+    );
 }
 
 #[test]

@@ -104,7 +104,7 @@ impl Walk<'_> {
                 true
             }
             (Shape::Struct(fields), Value::Map(entries)) => {
-                self.entries(node.referenced, entries, fields);
+                self.entries(node.referenced, entries, fields, key);
                 true
             }
             (Shape::Map(inner), Value::Map(entries)) => {
@@ -153,8 +153,15 @@ impl Walk<'_> {
         self.report(at, shape::invalid_value_message(key, written.as_deref()));
     }
 
-    /// Checks the entries of a mapping at `at` against the keys of a struct.
-    fn entries(&mut self, at: Location, entries: &[(Spanned<Key>, Node)], fields: &[Field]) {
+    /// Checks the entries of a mapping at `at` against the keys of a struct. `parent` is the
+    /// key that the mapping is the value of, or of the list it is an item of.
+    fn entries(
+        &mut self,
+        at: Location,
+        entries: &[(Spanned<Key>, Node)],
+        fields: &[Field],
+        parent: Option<&str>,
+    ) {
         let valid: Vec<&str> = fields.iter().map(|field| field.name).collect();
         let mut given = HashSet::new();
         for (key, value) in entries {
@@ -179,7 +186,7 @@ impl Walk<'_> {
         }
         for field in fields {
             if field.required && !given.contains(field.name) {
-                self.report(at, shape::missing_key_message(field.name));
+                self.report(at, shape::missing_key_message(field.name, parent));
             }
         }
     }

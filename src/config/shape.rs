@@ -299,7 +299,7 @@ fn shape_message(text: &str, problem: &Problem, original: &str) -> String {
         return spaced_header_message();
     }
     if original.ends_with("untagged enum HeaderSource") {
-        return header_value_message(&key);
+        return header_value_message(&key, value.as_deref());
     }
     invalid_value_message(&key, value.as_deref())
 }
@@ -308,7 +308,7 @@ fn shape_message(text: &str, problem: &Problem, original: &str) -> String {
 /// value as written, echoed only for keys whose values are never secret.
 pub(super) fn invalid_value_message(key: &str, value: Option<&str>) -> String {
     let Some(form) = expected_form(key) else {
-        return header_value_message(key);
+        return header_value_message(key, value);
     };
     match value {
         Some(value) if echoes_value(key) => format!("invalid {key} {value:?}: write {form}"),
@@ -316,11 +316,32 @@ pub(super) fn invalid_value_message(key: &str, value: Option<&str>) -> String {
     }
 }
 
-/// Returns the message for an invalid value of header `name`, without the value.
-fn header_value_message(name: &str) -> String {
-    format!(
-        "invalid value for header {name}: write text, or a secret reference such as {{ env: API_TOKEN }} or {{ file: /run/secrets/token }}"
-    )
+/// Returns the message for an invalid value of header `name`. `written` is the value as
+/// written, `None` when it is missing. It is read to tell a number or boolean that needs
+/// quotes from other mistakes, and never echoed, because a header value may be a secret.
+fn header_value_message(name: &str, written: Option<&str>) -> String {
+    let reference = "a secret reference such as { env: API_TOKEN } or { file: /run/secrets/token }";
+    let Some(written) = written else {
+        return format!("missing value for header {name}: write text, or {reference}");
+    };
+    // The value is parsed as the untagged header value reads it, which takes a plain
+    // scalar that looks like a number or boolean as one.
+    let is_number = serde_saphyr::from_str::<i64>(written).is_ok()
+        || serde_saphyr::from_str::<u64>(written).is_ok()
+        || serde_saphyr::from_str::<f64>(written).is_ok();
+    let reads_as = if is_number {
+        Some(("number", "2"))
+    } else if serde_saphyr::from_str::<bool>(written).is_ok() {
+        Some(("boolean", "true"))
+    } else {
+        None
+    };
+    match reads_as {
+        Some((kind, example)) => format!(
+            "invalid value for header {name}: YAML reads the unquoted value as a {kind}, and a header value is text, so put the {kind} in double quotes (write \"{example}\" for {example}), or use {reference}"
+        ),
+        None => format!("invalid value for header {name}: write text, or {reference}"),
+    }
 }
 
 /// Finds the key whose value starts at or contains the 1-based `line` and `column`, and the
@@ -349,6 +370,10 @@ pub(super) fn key_and_value(
         .find(|&i| source.is_char_boundary(i))
         .unwrap_or(0);
     let (before, after) = source.split_at(split);
+    // serde-saphyr places a missing value at the colon before it.
+    if after.starts_with(':') && key_before(before).is_none() {
+        return (key_before(&source[..=split]), None);
+    }
     let key = key_before(before);
 
     let mut value = after.split(" #").next().unwrap_or(after).trim();

@@ -1133,6 +1133,32 @@ fn literal_bearer_secret_is_never_echoed() {
 }
 
 #[test]
+fn header_scalar_value_says_quote_it() {
+    let number = "invalid value for header X-A: YAML reads the unquoted value as a number, and a header value is text, so put the number in double quotes (write \"2\" for 2), or use a secret reference such as { env: API_TOKEN } or { file: /run/secrets/token }";
+    let boolean = "invalid value for header X-A: YAML reads the unquoted value as a boolean, and a header value is text, so put the boolean in double quotes (write \"true\" for true), or use a secret reference such as { env: API_TOKEN } or { file: /run/secrets/token }";
+    let missing = "missing value for header X-A: write text, or a secret reference such as { env: API_TOKEN } or { file: /run/secrets/token }";
+    let other = "invalid value for header X-A: write text, or a secret reference such as { env: API_TOKEN } or { file: /run/secrets/token }";
+    let cases = [
+        ("X-A: 1", (5, 12), number),
+        ("X-A: 98765432109", (5, 12), number),
+        ("X-A: 1.5", (5, 12), number),
+        ("X-A: 0x1F", (5, 12), number),
+        ("X-A: true", (5, 12), boolean),
+        ("X-A:", (5, 10), missing),
+        ("X-A: [1]", (5, 12), other),
+        ("{ X-A: 7 }", (5, 14), number),
+    ];
+    for (header, at, message) in cases {
+        let text = format!(
+            "apis:\n  - name: demo\n    base_url: http://127.0.0.1:9/\n    headers:\n      {header}\n    endpoints:\n      - {{ name: a, path: x, rate_limit: 1/s }}\n"
+        );
+        let problem = one_problem(&text);
+        assert_eq!((problem.line, problem.column), at, "{header}");
+        assert_eq!(problem.message, message, "{header}");
+    }
+}
+
+#[test]
 fn header_key_with_space_is_never_echoed() {
     let cases = [
         ("\"X-Broken sk-canary-ddd\": 1", (5, 33)),

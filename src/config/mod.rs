@@ -216,7 +216,7 @@ pub enum ConfigError {
         file: String,
         /// Every problem found, in file order.
         problems: Vec<Problem>,
-        /// Why the list may be incomplete, printed after it.
+        /// The reason the list may be incomplete, printed after it.
         note: Option<String>,
     },
 }
@@ -314,7 +314,7 @@ pub fn parse(text: &str, file: &str, secrets: &SecretSource) -> Result<Config, C
 /// Returns every layout problem in `text`, which serde-saphyr rejected with `error`: the one
 /// serde-saphyr found, and those [`tree::check`] finds in the rest of the file. When
 /// [`tree::check`] cannot read the file, only the first problem is returned, with a note that
-/// says why.
+/// gives the reason.
 fn layout_problems(text: &str, error: &serde_saphyr::Error) -> (Vec<Problem>, Option<String>) {
     let first = shape::explain(text, syntax_problem(error));
     let mut problems = match tree::check(text) {
@@ -565,16 +565,7 @@ impl Checker<'_> {
         self.name(&api.name, "API");
         let base_url = self.base_url(&api.base_url);
         let mut shared_headers = self.headers(&api.headers);
-        if let Some(auth) = &api.auth
-            && let Some((name, value)) = api
-                .headers
-                .iter()
-                .find(|(name, _)| name.eq_ignore_ascii_case("authorization"))
-        {
-            // Both would be sent, and the API would see two Authorization headers.
-            let at = value.referenced;
-            self.report(auth.referenced, format!("auth sets the Authorization header, and headers sets it too as {name} at line {}, column {}; keep one of them", at.line(), at.column()));
-        }
+        self.auth_and_authorization_header(&api);
         if let Some(auth) = &api.auth {
             match self.secrets.resolve(&auth.value.bearer) {
                 Ok(secret) => {
@@ -631,6 +622,23 @@ impl Checker<'_> {
             endpoints.push(endpoint);
         }
         endpoints
+    }
+
+    /// Reports an API that sets both `auth` and an `Authorization` header, because both
+    /// would be sent and the API would receive two Authorization headers.
+    fn auth_and_authorization_header(&mut self, api: &RawApi) {
+        let Some(auth) = &api.auth else {
+            return;
+        };
+        let Some((name, value)) = api
+            .headers
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case("authorization"))
+        else {
+            return;
+        };
+        let at = value.referenced;
+        self.report(auth.referenced, format!("auth sets the Authorization header, and headers sets it too as {name} at line {}, column {}; keep one of them", at.line(), at.column()));
     }
 
     fn headers(

@@ -40,9 +40,9 @@ enum Value {
 struct Key(Option<String>);
 
 /// Returns the layout problems in `text`, in file order, or the problem that stopped this
-/// reading. That is a YAML syntax error, which the typed parse may not have reached because
-/// it stopped at an earlier problem, or a limit of the YAML parser: this reading builds every
-/// node that aliases expand to, while the typed parse stops at its first problem.
+/// reading. That can be a YAML syntax error after the problem where the typed parse stopped.
+/// It can also be a limit of the YAML parser, because this reading builds every node that
+/// aliases expand to, while the typed parse stops at its first problem.
 pub(super) fn check(text: &str) -> Result<Vec<Problem>, Problem> {
     let mut options = Options::default();
     // Every entry reaches the tree, so each repeated key is reported, not only the first.

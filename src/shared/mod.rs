@@ -118,7 +118,7 @@ pub enum SharedError {
     },
 }
 
-/// Why the Redis server did not accept the connection's credentials.
+/// The reason the Redis server did not accept the connection's credentials.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AuthFailure {
     /// The server rejected the user name or password in the URL (`AUTH` failed).

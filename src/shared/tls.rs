@@ -341,7 +341,7 @@ pub(crate) const TIMEOUT_ADVICE: &str = "check that the port is Redis's tls-port
 /// the connection when its tls-port receives a command instead of a TLS handshake.
 pub(crate) const PLAIN_TO_TLS_ADVICE: &str = "the port may be Redis's tls-port, which closes a connection that does not start with a TLS handshake, so use rediss:// to connect to it";
 
-/// Returns [`PLAIN_TO_TLS_ADVICE`] when `error`, from a connect without TLS, says that the
+/// Returns [`PLAIN_TO_TLS_ADVICE`] when `error`, from a connect without TLS, reports that the
 /// server reset or closed the connection.
 pub(crate) fn plain_connect_hint(error: &(dyn std::error::Error + 'static)) -> Option<String> {
     let mut current = Some(error);
@@ -622,6 +622,7 @@ mod tests {
         let certificate = x509::testing::version_1_certificate(&key, "replica");
         std::fs::write(dir.path().join("client-v1.pem"), certificate).unwrap();
         std::fs::write(dir.path().join("client-v1-key.pem"), key.serialize_pem()).unwrap();
+
         let error = files(
             dir.path(),
             None,
@@ -634,10 +635,8 @@ mod tests {
             matches!(error, TlsError::CertificateVersion { version: 1, .. }),
             "{message}"
         );
-        assert!(
-            message.starts_with("client certificate \"") && message.contains("client-v1.pem"),
-            "{message}"
-        );
+        assert!(message.starts_with("client certificate \""), "{message}");
+        assert!(message.contains("client-v1.pem"), "{message}");
         assert!(
             message.contains("is an X.509 version 1 certificate, but TLS here needs version 3"),
             "{message}"

@@ -23,6 +23,7 @@
 //! - [`check`]: the probe plan table.
 //! - [`state`]: the crash-safe local store of spent budget, pauses and last results.
 //! - [`simulate`]: a loopback simulator of the documented API, with scenario-driven faults.
+//! - `x509`: the X.509 version of certificates, which rustls requires to be 3.
 //! - [`headroom`]: quota headroom read from responses: `Retry-After`, rate-limit headers and
 //!   credit balances in JSON bodies.
 
@@ -46,6 +47,7 @@ pub mod state;
 pub mod status;
 pub mod web;
 pub mod webconfig;
+mod x509;
 
 /// The git revision this binary was built from, or `unknown`.
 pub const REVISION: &str = env!("RATEWATCH_REVISION");

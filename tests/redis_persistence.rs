@@ -1,7 +1,9 @@
 //! The persistence check of the shared budget store against a real `redis-server` (the Debian
 //! package). A Redis that can lose debits on a restart gets one warning, and a Redis with
 //! `appendonly yes` and `appendfsync always` gets none. A Redis whose `CONFIG` command is
-//! renamed, as managed services do, gets one info line. The daemon starts in every case.
+//! renamed, as managed services do, gets one info line, and a Redis that requires a password
+//! the URL does not give gets one warning that authentication is missing. The daemon starts in
+//! every case.
 
 mod common;
 
@@ -10,12 +12,14 @@ use std::time::Duration;
 
 use common::redis_server::Redis;
 use common::{Process, free_port, get, ratewatch_bin, require, wait_for};
-use ratewatch::shared::{Persistence, SharedBudget};
+use ratewatch::shared::{AuthFailure, Persistence, SharedBudget, SharedError};
 
 const PREFIX: &str = "ratewatch-persistence-test";
 const PASSWORD: &str = "persistence-canary-82ad";
 const WARNING: &str = "shared budget store does not write every debit to disk";
 const UNKNOWN: &str = "cannot check whether the shared budget store writes every debit to disk";
+const UNAUTHENTICATED: &str =
+    "shared budget store requires authentication and the URL gives no password";
 
 fn url(redis: &Redis) -> String {
     format!("redis://:{PASSWORD}@127.0.0.1:{}/", redis.port)
@@ -92,9 +96,9 @@ async fn persistence_reads_redis_settings() {
     assert!(!reason.contains(PASSWORD), "{reason}");
 }
 
-/// Runs the daemon against `redis` at debug level until it reports ready, lets it run 5s
-/// more, stops it and returns its log.
-fn daemon_log(dir: &Path, redis: &Redis) -> String {
+/// Starts the daemon at debug level with `redis_url` as its budget store. Returns the daemon,
+/// whose log goes to `daemon.stderr` in `dir`, and its listen port.
+fn start_daemon(dir: &Path, redis_url: &str) -> (Process, u16) {
     let config = dir.join("ratewatch.yml");
     std::fs::write(
         &config,
@@ -111,10 +115,29 @@ fn daemon_log(dir: &Path, redis: &Redis) -> String {
         "--log.level=debug".to_owned(),
     ];
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let redis_url = url(redis);
-    let env = [("RATEWATCH_REDIS_URL", redis_url.as_str())];
-    let mut daemon = Process::start_logged(ratewatch_bin(), &args, &env, dir, "daemon");
+    let env = [("RATEWATCH_REDIS_URL", redis_url)];
+    let daemon = Process::start_logged(ratewatch_bin(), &args, &env, dir, "daemon");
+    (daemon, port)
+}
 
+/// Stops the daemon and returns its log, which must not contain the password.
+fn stop_daemon(dir: &Path, mut daemon: Process) -> String {
+    assert!(
+        daemon.terminate(Duration::from_secs(10)),
+        "daemon did not stop"
+    );
+    let log = std::fs::read_to_string(dir.join("daemon.stderr")).unwrap();
+    assert!(
+        !log.contains(PASSWORD),
+        "the log contains the password:\n{log}"
+    );
+    log
+}
+
+/// Runs the daemon against `redis` at debug level until it reports ready, lets it run 5s
+/// more, stops it and returns its log.
+fn daemon_log(dir: &Path, redis: &Redis) -> String {
+    let (daemon, port) = start_daemon(dir, &url(redis));
     wait_for("a ready daemon", Duration::from_secs(20), || {
         let (status, _) = get(&format!("http://127.0.0.1:{port}/-/ready"))?;
         (status == 200).then_some(())
@@ -122,17 +145,7 @@ fn daemon_log(dir: &Path, redis: &Redis) -> String {
     // The readiness check runs every 2s and the probe task uses the store on every slot, so a
     // second persistence check would happen in this time.
     std::thread::sleep(Duration::from_secs(5));
-    assert!(
-        daemon.terminate(Duration::from_secs(10)),
-        "daemon did not stop"
-    );
-
-    let log = std::fs::read_to_string(dir.join("daemon.stderr")).unwrap();
-    assert!(
-        !log.contains(PASSWORD),
-        "the log contains the password:\n{log}"
-    );
-    log
+    stop_daemon(dir, daemon)
 }
 
 fn lines_with<'a>(log: &'a str, text: &str) -> Vec<&'a str> {
@@ -216,4 +229,77 @@ fn renamed_config_logs_one_info_line() {
         "the daemon did not start normally:
 {log}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_password_is_named() {
+    if !require("redis-server") {
+        return;
+    }
+    let redis = Redis::start(&["--requirepass", PASSWORD]);
+    let without_password = format!("redis://127.0.0.1:{}/", redis.port);
+    // The server accepts the connection and rejects each command with NOAUTH.
+    let budget = SharedBudget::connect(&without_password, PREFIX, Duration::from_secs(2))
+        .await
+        .unwrap();
+
+    let persistence = budget.persistence().await;
+    let Persistence::Unauthenticated { reason } = &persistence else {
+        panic!("expected Unauthenticated without a password, got {persistence:?}");
+    };
+    assert!(reason.contains("config_get failed"), "{reason}");
+    assert!(reason.contains("NOAUTH"), "{reason}");
+
+    let error = budget.ping().await.unwrap_err();
+    let message = error.to_string();
+    assert!(
+        matches!(
+            error,
+            SharedError::Authentication {
+                failure: AuthFailure::Missing,
+                ..
+            }
+        ),
+        "{message}"
+    );
+    assert!(
+        message.ends_with("the Redis server requires a password, so add it to the URL in --storage.redis-url or RATEWATCH_REDIS_URL, as redis://:PASSWORD@HOST:PORT"),
+        "{message}"
+    );
+}
+
+#[test]
+fn missing_password_logs_one_warning() {
+    if !require("redis-server") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let redis = Redis::start(&["--requirepass", PASSWORD]);
+    let without_password = format!("redis://127.0.0.1:{}/", redis.port);
+    let (daemon, port) = start_daemon(dir.path(), &without_password);
+    wait_for(
+        "the authentication warning",
+        Duration::from_secs(20),
+        || {
+            let log = std::fs::read_to_string(dir.path().join("daemon.stderr")).ok()?;
+            log.contains(UNAUTHENTICATED).then_some(())
+        },
+    );
+    // A second persistence check would log again within a few readiness checks.
+    std::thread::sleep(Duration::from_secs(5));
+    let (status, _) = get(&format!("http://127.0.0.1:{port}/-/ready")).unwrap();
+    assert_eq!(status, 503, "ready without a password");
+    let log = stop_daemon(dir.path(), daemon);
+
+    let warnings = lines_with(&log, UNAUTHENTICATED);
+    assert_eq!(warnings.len(), 1, "expected one warning:\n{log}");
+    assert!(warnings[0].contains("level=warn"), "{}", warnings[0]);
+    assert!(warnings[0].contains("NOAUTH"), "{}", warnings[0]);
+    assert!(
+        warnings[0]
+            .contains("add the password to the URL in --storage.redis-url or RATEWATCH_REDIS_URL"),
+        "{}",
+        warnings[0]
+    );
+    assert!(lines_with(&log, UNKNOWN).is_empty(), "{log}");
 }

@@ -186,6 +186,28 @@ async fn tls_to_plain_port_fails_with_hint() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_to_tls_port_fails_with_hint() {
+    if !require("redis-server") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::generate(dir.path(), "plain");
+    let redis = Redis::start_tls(&pki, ClientAuth::None, &["--requirepass", PASSWORD]);
+    let plain_url = format!("redis://:{PASSWORD}@127.0.0.1:{}/", redis.port);
+    let budget = budget(&plain_url, TlsFiles::default());
+    let error = debit_once(&budget)
+        .await
+        .expect_err("debited without TLS from a TLS port");
+    let message = error.to_string();
+    assert!(matches!(error, SharedError::Redis { .. }), "{message}");
+    assert!(
+        message.ends_with("; the port may be Redis's tls-port, which closes a connection that does not start with a TLS handshake, so use rediss:// to connect to it"),
+        "{message}"
+    );
+    assert_no_password("the error", &message);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mutual_tls_needs_client_certificate() {
     if !require("redis-server") {
         return;
@@ -471,13 +493,13 @@ fn invalid_tls_flags_stop_startup() {
         ],
     );
     assert!(
-        stderr.contains("--storage.redis-tls-ca-file is set but the budget store URL redis://xxxxx@127.0.0.1:1/ does not use TLS"),
+        stderr.contains("--storage.redis-tls-ca-file is set but the budget store URL redis://xxxxx@127.0.0.1:1/ does not use TLS; write rediss://HOST:PORT to connect over TLS, or remove --storage.redis-tls-ca-file\n"),
         "{stderr}"
     );
 
     let stderr = failed_start(dir.path(), std::slice::from_ref(&ca));
     assert!(
-        stderr.contains("--storage.redis-tls-ca-file is set but no budget store URL is"),
+        stderr.contains("--storage.redis-tls-ca-file is set but no budget store URL is set; set --storage.redis-url or RATEWATCH_REDIS_URL to a rediss:// URL, or remove --storage.redis-tls-ca-file\n"),
         "{stderr}"
     );
 }

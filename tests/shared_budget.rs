@@ -16,7 +16,7 @@ use std::time::Duration;
 use common::{Process, free_port, require, wait_for};
 use ratewatch::plan::WindowBudget;
 use ratewatch::ratelimit::RateLimit;
-use ratewatch::shared::{Debit, SharedBudget, SharedError};
+use ratewatch::shared::{AuthFailure, Debit, SharedBudget, SharedError};
 use tokio::time::{Instant, sleep};
 
 const PREFIX: &str = "ratewatch-test";
@@ -533,6 +533,20 @@ async fn wrong_password_error_hides_password() {
     let message = error.to_string();
     assert!(!message.contains("hunter2"), "{message}");
     assert!(!format!("{error:?}").contains("hunter2"));
+    assert!(
+        matches!(
+            error,
+            SharedError::Authentication {
+                failure: AuthFailure::Rejected,
+                ..
+            }
+        ),
+        "{message}"
+    );
+    assert!(
+        message.ends_with("connect failed: Password authentication failed- AuthenticationFailed; check the password, and the user name for a Redis ACL user, in the URL of --storage.redis-url or RATEWATCH_REDIS_URL"),
+        "{message}"
+    );
 
     let budget = SharedBudget::connect(
         &format!("redis://:correct-horse@127.0.0.1:{port}/"),

@@ -7,7 +7,7 @@
 mod degraded;
 mod raw;
 mod schema;
-mod shape;
+pub(crate) mod shape;
 pub(crate) mod source;
 mod tree;
 pub mod units;
@@ -120,7 +120,8 @@ pub struct Endpoint {
     /// The full URL: base URL joined with the path. It may hold a query string, so it is never
     /// logged or exported.
     pub url: Url,
-    /// Headers to send, API headers first, endpoint headers overriding them by name.
+    /// Headers to send: the API headers first, and then the endpoint headers, each of which
+    /// replaces the API header of the same name in any letter case.
     pub headers: Vec<(HeaderName, HeaderText)>,
     /// The request body, if any.
     pub body: Option<String>,
@@ -205,12 +206,18 @@ pub enum ConfigError {
         error: std::io::Error,
     },
     /// The file was read but is not valid.
-    #[error("{}", Problems(file, problems))]
+    #[error(
+        "{}{}",
+        Problems(file, problems),
+        note.as_ref().map_or_else(String::new, |note| format!("\n{note}"))
+    )]
     Invalid {
         /// The file name as given.
         file: String,
         /// Every problem found, in file order.
         problems: Vec<Problem>,
+        /// The reason the list may be incomplete, printed after it.
+        note: Option<String>,
     },
 }
 
@@ -225,19 +232,42 @@ fn read_hint(error: &std::io::Error) -> &'static str {
     }
 }
 
-/// Formats problems as `file:line:column: message`, one per line.
+/// The maximum number of problems shown in one error. A file with thousands of unknown keys
+/// would otherwise print megabytes to the terminal, the reload reply and one log line.
+pub(crate) const MAX_SHOWN_PROBLEMS: usize = 50;
+
+/// The maximum number of characters of one problem's message shown, because a message can
+/// quote a key or value of any length.
+pub(crate) const MAX_SHOWN_MESSAGE_CHARS: usize = 1000;
+
+/// Formats problems as `file:line:column: message`, one per line. At most
+/// [`MAX_SHOWN_PROBLEMS`] are shown, the first in the given order, followed by a line that
+/// counts the rest. The config checks and the web config checks, and so `ratewatch check`,
+/// the reload reply and the log, all print problems through this type.
 pub(crate) struct Problems<'a>(pub(crate) &'a str, pub(crate) &'a [Problem]);
 
 impl fmt::Display for Problems<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, problem) in self.1.iter().enumerate() {
+        for (i, problem) in self.1.iter().take(MAX_SHOWN_PROBLEMS).enumerate() {
             if i > 0 {
                 f.write_str("\n")?;
             }
+            write!(f, "{}:{}:{}: ", self.0, problem.line, problem.column)?;
+            match problem.message.char_indices().nth(MAX_SHOWN_MESSAGE_CHARS) {
+                Some((cut, _)) => write!(
+                    f,
+                    "{} ... (message cut at {MAX_SHOWN_MESSAGE_CHARS} characters)",
+                    &problem.message[..cut]
+                )?,
+                None => f.write_str(&problem.message)?,
+            }
+        }
+        let hidden = self.1.len().saturating_sub(MAX_SHOWN_PROBLEMS);
+        if hidden > 0 {
+            let noun = if hidden == 1 { "problem" } else { "problems" };
             write!(
                 f,
-                "{}:{}:{}: {}",
-                self.0, problem.line, problem.column, problem.message
+                "\n... and {hidden} more {noun}; fix these and run ratewatch check again"
             )?;
         }
         Ok(())
@@ -256,9 +286,13 @@ pub fn load(path: &Path, secrets: &SecretSource) -> Result<Config, ConfigError> 
 
 /// Validates config text; `file` names it in messages.
 pub fn parse(text: &str, file: &str, secrets: &SecretSource) -> Result<Config, ConfigError> {
-    let raw: RawConfig = serde_saphyr::from_str(text).map_err(|e| ConfigError::Invalid {
-        file: file.to_owned(),
-        problems: layout_problems(text, &e),
+    let raw: RawConfig = serde_saphyr::from_str(text).map_err(|e| {
+        let (problems, note) = layout_problems(text, &e);
+        ConfigError::Invalid {
+            file: file.to_owned(),
+            problems,
+            note,
+        }
     })?;
     let mut checker = Checker {
         problems: Vec::new(),
@@ -273,14 +307,30 @@ pub fn parse(text: &str, file: &str, secrets: &SecretSource) -> Result<Config, C
     Err(ConfigError::Invalid {
         file: file.to_owned(),
         problems,
+        note: None,
     })
 }
 
 /// Returns every layout problem in `text`, which serde-saphyr rejected with `error`: the one
-/// serde-saphyr found, and those [`tree::check`] finds in the rest of the file.
-fn layout_problems(text: &str, error: &serde_saphyr::Error) -> Vec<Problem> {
+/// serde-saphyr found, and those [`tree::check`] finds in the rest of the file. When
+/// [`tree::check`] cannot read the file, only the first problem is returned, with a note that
+/// gives the reason.
+fn layout_problems(text: &str, error: &serde_saphyr::Error) -> (Vec<Problem>, Option<String>) {
     let first = shape::explain(text, syntax_problem(error));
-    let mut problems = tree::check(text);
+    let mut problems = match tree::check(text) {
+        Ok(problems) => problems,
+        Err(stop) => {
+            let note = if (stop.line, stop.column) == (first.line, first.column) {
+                "only this problem is shown, because the YAML cannot be read past it. Fix it and run ratewatch check again to see any others".to_owned()
+            } else {
+                format!(
+                    "only the first problem is shown, because the check for more problems stopped at line {}, column {}: {}. Fix the problem above and run ratewatch check again to see any others",
+                    stop.line, stop.column, stop.message
+                )
+            };
+            return (vec![first], Some(note));
+        }
+    };
     let known = problems
         .iter()
         .any(|p| (p.line, p.column) == (first.line, first.column) || p.message == first.message);
@@ -288,7 +338,7 @@ fn layout_problems(text: &str, error: &serde_saphyr::Error) -> Vec<Problem> {
         problems.push(first);
         problems.sort_by_key(|p| (p.line, p.column));
     }
-    problems
+    (problems, None)
 }
 
 /// Converts a YAML syntax or shape error into a problem at the location the parser reports.
@@ -515,6 +565,7 @@ impl Checker<'_> {
         self.name(&api.name, "API");
         let base_url = self.base_url(&api.base_url);
         let mut shared_headers = self.headers(&api.headers);
+        self.auth_and_authorization_header(&api);
         if let Some(auth) = &api.auth {
             match self.secrets.resolve(&auth.value.bearer) {
                 Ok(secret) => {
@@ -573,12 +624,37 @@ impl Checker<'_> {
         endpoints
     }
 
+    /// Reports an API that sets both `auth` and an `Authorization` header, because both
+    /// would be sent and the API would receive two Authorization headers.
+    fn auth_and_authorization_header(&mut self, api: &RawApi) {
+        let Some(auth) = &api.auth else {
+            return;
+        };
+        let Some((name, value)) = api
+            .headers
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case("authorization"))
+        else {
+            return;
+        };
+        let at = value.referenced;
+        self.report(auth.referenced, format!("auth sets the Authorization header, and headers sets it too as {name} at line {}, column {}; keep one of them", at.line(), at.column()));
+    }
+
     fn headers(
         &mut self,
         raw: &std::collections::BTreeMap<String, Spanned<HeaderSource>>,
     ) -> Vec<(HeaderName, HeaderText)> {
+        let repeats = self.repeated_headers(raw);
         let mut headers = Vec::new();
         for (name, value) in raw {
+            if repeats.contains(name.as_str()) {
+                continue;
+            }
+            if name.contains(char::is_whitespace) {
+                self.report(value.referenced, shape::spaced_header_message());
+                continue;
+            }
             let Ok(header) = HeaderName::from_bytes(name.as_bytes()) else {
                 self.report(
                     value.referenced,
@@ -619,6 +695,34 @@ impl Checker<'_> {
             headers.push((header, text));
         }
         headers
+    }
+
+    /// Reports every header name that repeats an earlier one in the same mapping with other
+    /// letter case, such as `cookie` after `Cookie`, and returns the repeats. Without this
+    /// check one of the two values would be dropped without a word, because HTTP header
+    /// names are case-insensitive. YAML itself rejects a name repeated with the same case.
+    fn repeated_headers<'r>(
+        &mut self,
+        raw: &'r std::collections::BTreeMap<String, Spanned<HeaderSource>>,
+    ) -> HashSet<&'r str> {
+        // The map is sorted by name, so the locations decide which spelling comes second.
+        let mut by_place: Vec<(&String, &Spanned<HeaderSource>)> = raw.iter().collect();
+        by_place.sort_by_key(|(_, value)| (value.referenced.line(), value.referenced.column()));
+        let mut first_seen: HashMap<String, (&str, Location)> = HashMap::new();
+        let mut repeats = HashSet::new();
+        for (name, value) in by_place {
+            let folded = name.to_ascii_lowercase();
+            match first_seen.get(&folded) {
+                Some(&(first, at)) => {
+                    self.report(value.referenced, format!("header {name} is given twice, also as {first} at line {}, column {}; header names are case-insensitive, so keep one of them", at.line(), at.column()));
+                    repeats.insert(name.as_str());
+                }
+                None => {
+                    first_seen.insert(folded, (name.as_str(), value.referenced));
+                }
+            }
+        }
+        repeats
     }
 
     fn endpoint(&mut self, raw: RawEndpoint, defaults: &EndpointDefaults<'_>) -> Option<Endpoint> {

@@ -50,13 +50,18 @@ pub(super) fn explain(text: &str, problem: Problem) -> Problem {
         };
     }
     let original = problem.message.as_str();
+    if original.starts_with("multiple YAML documents") {
+        return several_documents(text, &problem);
+    }
     let message = if let Some(rest) = original.strip_prefix("duplicate mapping key: ") {
         let key = rest.split(',').next().unwrap_or(rest).trim();
         duplicate_key_message(key)
     } else if let Some(rest) = original.strip_prefix("missing field `") {
-        missing_key_message(rest.trim_end_matches('`'))
+        missing_key_message(rest.trim_end_matches('`'), None)
     } else if let Some(rest) = original.strip_prefix("unknown field `") {
         parse_unknown_field(original, rest)
+    } else if let Some(breach) = original.strip_prefix("budget breached: ") {
+        budget_message(breach)
     } else if original == "unexpected end of input" {
         "the file ends inside a value; close every open bracket, brace and quote".to_owned()
     } else if original.starts_with("tabs disallowed") {
@@ -77,6 +82,64 @@ pub(super) fn explain(text: &str, problem: Problem) -> Problem {
     Problem { message, ..problem }
 }
 
+/// Rewrites serde-saphyr's "multiple YAML documents detected", which advises functions of
+/// its API, into a problem at the `---` line that starts the second document, when one is
+/// found. ratewatch reads each file as one document.
+pub(crate) fn several_documents(text: &str, problem: &Problem) -> Problem {
+    let separator = second_document_line(text);
+    let start = separator.map_or_else(String::new, |line| {
+        format!("; the second document starts at line {line}")
+    });
+    let (line, column) = separator.map_or((problem.line, problem.column), |line| (line, 1));
+    Problem {
+        line,
+        column,
+        message: format!(
+            "the file contains several YAML documents separated by --- lines, and ratewatch reads only one{start}. Keep one document: move the settings of the others into it and remove the --- lines"
+        ),
+    }
+}
+
+/// Returns the 1-based line of the `---` that starts a second document: the first `---`
+/// line after a line with content. A `---` before any content starts the first document.
+fn second_document_line(text: &str) -> Option<u64> {
+    let mut content_seen = false;
+    for (index, line) in text.lines().enumerate() {
+        let trimmed = line.trim_end();
+        let is_separator = trimmed == "---" || trimmed.starts_with("--- ");
+        if is_separator && content_seen {
+            return u64::try_from(index + 1).ok();
+        }
+        let blank = trimmed.trim_start().is_empty() || trimmed.trim_start().starts_with('#');
+        let directive = trimmed.starts_with('%');
+        let content_after_separator = is_separator && !trimmed[3..].trim().is_empty();
+        if (!blank && !directive && !is_separator) || content_after_separator {
+            content_seen = true;
+        }
+    }
+    None
+}
+
+/// Returns the message for a limit of the YAML parser that the file exceeds. `breach` is
+/// serde-saphyr's name of the limit and the count reached, such as `Nodes { nodes: 250001 }`.
+fn budget_message(breach: &str) -> String {
+    let limit = breach.split_whitespace().next().unwrap_or(breach);
+    match limit {
+        "Nodes" | "Events" | "Aliases" | "Anchors" => format!(
+            "the file exceeds the YAML parser's limit on {} here, because aliases (*name) repeat the values of their anchors (&name) too often; write the values out or use fewer aliases",
+            limit.to_ascii_lowercase()
+        ),
+        "Depth" => {
+            "lists and mappings are nested deeper than the YAML parser's limit here; flatten them"
+                .to_owned()
+        }
+        _ => format!(
+            "the file exceeds the YAML parser's limit on {} here; make it smaller",
+            limit.to_ascii_lowercase()
+        ),
+    }
+}
+
 /// Returns the message for a key given twice in one mapping. A key with a space in it is not
 /// echoed, because it may be a key and a secret value with the colon missing.
 pub(super) fn duplicate_key_message(key: &str) -> String {
@@ -87,22 +150,40 @@ pub(super) fn duplicate_key_message(key: &str) -> String {
     format!("key {key} is given twice in one mapping; keep one of them")
 }
 
-/// Returns the message for a header `line` with no colon after the name, such as
-/// `Authorization Bearer sk-...`. Only the first word, the header name, is echoed, because the
-/// rest may be a secret.
-pub(super) fn spaced_header_message(line: &str) -> String {
-    let name = line.split_whitespace().next().unwrap_or_default();
-    format!(
-        "header {name} has no colon after its name; write {name}: followed by text, or by a secret reference such as {{ env: API_TOKEN }} for a credential"
-    )
+/// Returns the message for a header name with a space in it, which is most often a header
+/// line with no colon after the name, such as `Authorization Bearer sk-...`. No word of the
+/// name is echoed, because any of them may be a secret: the value, or a key pasted before
+/// the name.
+pub(super) fn spaced_header_message() -> String {
+    "header name with a space in it: is the colon missing after the name? Write the header name, a colon, and then text, or a secret reference such as { env: API_TOKEN } for a credential".to_owned()
 }
 
-/// Returns the message for a required key that is not given.
-pub(super) fn missing_key_message(key: &str) -> String {
-    match expected_form(key) {
-        Some(form) => format!("missing key {key}; add it with {form}"),
-        None => format!("missing key {key}; add it"),
+/// Returns the message for a required key that is not given. `parent` is the key of the list
+/// or mapping that lacks it, such as `endpoints` for an endpoint, when known.
+pub(super) fn missing_key_message(key: &str, parent: Option<&str>) -> String {
+    match missing_form(key, parent) {
+        Some(form) => format!("missing key {key}: add {form}"),
+        None => format!("missing key {key}: add it"),
     }
+}
+
+/// Returns what to add for a required key, as written in a message after "add". Each
+/// required key of the raw structs has an entry.
+fn missing_form(key: &str, parent: Option<&str>) -> Option<&'static str> {
+    let form = match (key, parent) {
+        ("name", Some("endpoints")) => "a name for this endpoint, such as name: check-credit",
+        ("name", Some("apis")) => "a name for this API, such as name: billing",
+        ("name", _) => "a name, such as name: billing",
+        ("base_url", _) => {
+            "the URL that this API's endpoint paths are relative to, such as base_url: https://api.example.com/"
+        }
+        ("path", _) => "the path of this endpoint, relative to base_url, such as path: v1/models",
+        ("endpoints", _) => "a list of this API's endpoints, each with name and path",
+        ("bearer", _) => "a secret reference such as bearer: { env: API_TOKEN }",
+        ("json_path", _) => "the JSONPath of the balance, such as json_path: $.credit",
+        _ => return expected_form(key),
+    };
+    Some(form)
 }
 
 /// Rewrites serde's "unknown field `KEY`, expected one of A, B" (`rest` is what follows the
@@ -212,8 +293,13 @@ fn shape_message(text: &str, problem: &Problem, original: &str) -> String {
             without_value(original)
         );
     };
+    // Only a map key, which is a header name, can have a space in it here: any other key
+    // with a space is an unknown key, which is reported before its value is read.
+    if key.contains(char::is_whitespace) {
+        return spaced_header_message();
+    }
     if original.ends_with("untagged enum HeaderSource") {
-        return header_value_message(&key);
+        return header_value_message(&key, value.as_deref());
     }
     invalid_value_message(&key, value.as_deref())
 }
@@ -222,7 +308,7 @@ fn shape_message(text: &str, problem: &Problem, original: &str) -> String {
 /// value as written, echoed only for keys whose values are never secret.
 pub(super) fn invalid_value_message(key: &str, value: Option<&str>) -> String {
     let Some(form) = expected_form(key) else {
-        return header_value_message(key);
+        return header_value_message(key, value);
     };
     match value {
         Some(value) if echoes_value(key) => format!("invalid {key} {value:?}: write {form}"),
@@ -230,11 +316,32 @@ pub(super) fn invalid_value_message(key: &str, value: Option<&str>) -> String {
     }
 }
 
-/// Returns the message for an invalid value of header `name`, without the value.
-fn header_value_message(name: &str) -> String {
-    format!(
-        "invalid value for header {name}: write text, or a secret reference such as {{ env: API_TOKEN }} or {{ file: /run/secrets/token }}"
-    )
+/// Returns the message for an invalid value of header `name`. `written` is the value as
+/// written, `None` when it is missing. It is read to tell a number or boolean that needs
+/// quotes from other mistakes, and never echoed, because a header value may be a secret.
+fn header_value_message(name: &str, written: Option<&str>) -> String {
+    let reference = "a secret reference such as { env: API_TOKEN } or { file: /run/secrets/token }";
+    let Some(written) = written else {
+        return format!("missing value for header {name}: write text, or {reference}");
+    };
+    // The value is parsed as the untagged header value reads it, which takes a plain
+    // scalar that looks like a number or boolean as one.
+    let is_number = serde_saphyr::from_str::<i64>(written).is_ok()
+        || serde_saphyr::from_str::<u64>(written).is_ok()
+        || serde_saphyr::from_str::<f64>(written).is_ok();
+    let reads_as = if is_number {
+        Some(("number", "2"))
+    } else if serde_saphyr::from_str::<bool>(written).is_ok() {
+        Some(("boolean", "true"))
+    } else {
+        None
+    };
+    match reads_as {
+        Some((kind, example)) => format!(
+            "invalid value for header {name}: YAML reads the unquoted value as a {kind}, and a header value is text, so put the {kind} in double quotes (write \"{example}\" for {example}), or use {reference}"
+        ),
+        None => format!("invalid value for header {name}: write text, or {reference}"),
+    }
 }
 
 /// Finds the key whose value starts at or contains the 1-based `line` and `column`, and the
@@ -263,6 +370,10 @@ pub(super) fn key_and_value(
         .find(|&i| source.is_char_boundary(i))
         .unwrap_or(0);
     let (before, after) = source.split_at(split);
+    // serde-saphyr places a missing value at the colon before it.
+    if after.starts_with(':') && key_before(before).is_none() {
+        return (key_before(&source[..=split]), None);
+    }
     let key = key_before(before);
 
     let mut value = after.split(" #").next().unwrap_or(after).trim();

@@ -91,6 +91,157 @@ fn error_display_has_file_line_column() {
 }
 
 #[test]
+fn error_display_caps_problem_count() {
+    let keys = (0..120)
+        .map(|i| format!("  unknown{i}: 1\n"))
+        .collect::<Vec<_>>()
+        .concat();
+    let text = format!("global:\n{keys}apis: []\n");
+    let error = parse(&text, "many.yml", &secrets()).unwrap_err();
+    let ConfigError::Invalid { problems, .. } = &error else {
+        panic!("unexpected error {error}");
+    };
+    assert_eq!(problems.len(), 120, "every problem is kept");
+    let shown = error.to_string();
+    let lines: Vec<&str> = shown.lines().collect();
+    assert_eq!(lines.len(), MAX_SHOWN_PROBLEMS + 1, "{shown}");
+    for (i, line) in lines[..MAX_SHOWN_PROBLEMS].iter().enumerate() {
+        let start = format!("many.yml:{}:3: unknown key unknown{i};", i + 2);
+        assert!(line.starts_with(&start), "{line}");
+    }
+    assert_eq!(
+        lines[MAX_SHOWN_PROBLEMS],
+        "... and 70 more problems; fix these and run ratewatch check again"
+    );
+}
+
+#[test]
+fn error_display_shows_few_problems_whole() {
+    let keys = (0..MAX_SHOWN_PROBLEMS)
+        .map(|i| format!("  unknown{i}: 1\n"))
+        .collect::<Vec<_>>()
+        .concat();
+    let text = format!(
+        "global:\n{keys}apis: [{{ name: a, base_url: 'http://127.0.0.1:9/', endpoints: [] }}]\n"
+    );
+    let error = parse(&text, "many.yml", &secrets()).unwrap_err();
+    let shown = error.to_string();
+    assert_eq!(shown.lines().count(), MAX_SHOWN_PROBLEMS, "{shown}");
+    assert!(!shown.contains("more problem"), "{shown}");
+
+    let one_more = Problem {
+        line: 1,
+        column: 1,
+        message: "m".to_owned(),
+    };
+    let problems = vec![one_more; MAX_SHOWN_PROBLEMS + 1];
+    let shown = Problems("f.yml", &problems).to_string();
+    assert!(
+        shown.ends_with("\n... and 1 more problem; fix these and run ratewatch check again"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn error_display_cuts_long_message() {
+    let interval = "x".repeat(5000);
+    let text = format!("global:\n  interval: {interval}\napis: []\n");
+    let shown = parse(&text, "long.yml", &secrets())
+        .unwrap_err()
+        .to_string();
+    let lines: Vec<&str> = shown.lines().collect();
+    assert_eq!(lines.len(), 2, "{shown}");
+    assert!(lines[0].len() < 1100, "{} bytes", lines[0].len());
+    assert!(
+        lines[0].starts_with("long.yml:2:13: invalid interval \"xxx"),
+        "{shown}"
+    );
+    assert!(
+        lines[0].ends_with(" ... (message cut at 1000 characters)"),
+        "{shown}"
+    );
+    assert!(
+        lines[1].starts_with("long.yml:3:7: apis is empty"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn alias_budget_note_follows_first_problem() {
+    let text = "\
+a: &a [x, x, x, x, x, x, x, x, x]
+b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]
+c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]
+d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]
+e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]
+f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]
+g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]
+apis: []
+";
+    let error = parse(text, "laughs.yml", &secrets()).unwrap_err();
+    let shown = error.to_string();
+    let ConfigError::Invalid { problems, note, .. } = error else {
+        panic!("unexpected error {shown}");
+    };
+    assert_eq!(places(&problems), vec![(1, 1)], "{shown}");
+    let note = note.expect("a note that more problems may exist");
+    assert!(
+        note.starts_with("only the first problem is shown, because the check for more problems stopped at line 6, column 16: the file exceeds the YAML parser's limit on nodes here, because aliases (*name) repeat"),
+        "{note}"
+    );
+    assert!(
+        note.ends_with("Fix the problem above and run ratewatch check again to see any others"),
+        "{note}"
+    );
+    let lines: Vec<&str> = shown.lines().collect();
+    assert_eq!(lines.len(), 2, "{shown}");
+    assert!(
+        lines[0].starts_with("laughs.yml:1:1: unknown key a;"),
+        "{shown}"
+    );
+    assert_eq!(lines[1], note);
+}
+
+#[test]
+fn later_syntax_error_note_names_it() {
+    let text = "global:\n  colour: red\napis:\n  - name: \"unclosed\n";
+    let error = parse(text, "t.yml", &secrets()).unwrap_err();
+    let ConfigError::Invalid { problems, note, .. } = error else {
+        panic!("unexpected error");
+    };
+    assert_eq!(places(&problems), vec![(2, 3)]);
+    let note = note.expect("a note that more problems may exist");
+    assert!(
+        note.starts_with("only the first problem is shown, because the check for more problems stopped at line 4, column 11: unclosed quote"),
+        "{note}"
+    );
+
+    let text = "apis:\n  - name: \"unclosed\n";
+    let error = parse(text, "t.yml", &secrets()).unwrap_err();
+    let ConfigError::Invalid { problems, note, .. } = error else {
+        panic!("unexpected error");
+    };
+    assert_eq!(places(&problems), vec![(2, 11)]);
+    assert_eq!(
+        note.as_deref(),
+        Some(
+            "only this problem is shown, because the YAML cannot be read past it. Fix it and run ratewatch check again to see any others"
+        )
+    );
+}
+
+#[test]
+fn complete_problem_list_has_no_note() {
+    let text = "global:\n  colour: red\n  size: 5\napis: []\n";
+    let error = parse(text, "t.yml", &secrets()).unwrap_err();
+    let ConfigError::Invalid { problems, note, .. } = error else {
+        panic!("unexpected error");
+    };
+    assert_eq!(places(&problems), vec![(2, 3), (3, 3)]);
+    assert_eq!(note, None);
+}
+
+#[test]
 fn bad_values_are_reported_where_written() {
     let text = "
 global:
@@ -264,6 +415,99 @@ apis:
     assert_eq!(
         accept[0].1,
         HeaderText::Literal("application/json".to_owned())
+    );
+}
+
+#[test]
+fn header_case_duplicates_are_rejected() {
+    let endpoint = "
+apis:
+  - name: demo
+    base_url: http://127.0.0.1:9/
+    endpoints:
+      - name: a
+        path: x
+        rate_limit: 1/s
+        headers:
+          cookie: { env: RATEWATCH_CONFIG_TEST_CANARY }
+          Cookie: { env: RATEWATCH_CONFIG_TEST_CANARY }
+";
+    let api = "
+apis:
+  - name: demo
+    base_url: http://127.0.0.1:9/
+    headers:
+      X-Team: monitoring
+      x-team: canary-secret-4f1c9b
+    endpoints:
+      - { name: a, path: x, rate_limit: 1/s }
+";
+    let cases = [
+        (
+            endpoint,
+            (11, 19),
+            "header Cookie is given twice, also as cookie at line 10, column 19; header names are case-insensitive, so keep one of them",
+        ),
+        (
+            api,
+            (7, 15),
+            "header x-team is given twice, also as X-Team at line 6, column 15; header names are case-insensitive, so keep one of them",
+        ),
+    ];
+    for (text, at, message) in cases {
+        let problem = one_problem(text);
+        assert_eq!((problem.line, problem.column), at, "{text}");
+        assert_eq!(problem.message, message);
+        assert!(!problem.message.contains(CANARY), "{}", problem.message);
+        assert!(
+            !problem.message.contains("monitoring"),
+            "{}",
+            problem.message
+        );
+    }
+}
+
+#[test]
+fn endpoint_authorization_replaces_api_auth() {
+    let text = "
+apis:
+  - name: demo
+    base_url: http://127.0.0.1:9/
+    auth: { bearer: { env: RATEWATCH_CONFIG_TEST_CANARY } }
+    endpoints:
+      - name: a
+        path: x
+        rate_limit: 1/s
+        headers:
+          authorization: { env: RATEWATCH_CONFIG_TEST_CANARY }
+";
+    let config = parse_ok(text);
+    let headers = &config.endpoints[0].headers;
+    assert_eq!(headers.len(), 1);
+    assert_eq!(headers[0].0, http::header::AUTHORIZATION);
+    assert_eq!(
+        headers[0].1,
+        HeaderText::Secret(Secret::new(CANARY.to_owned()))
+    );
+}
+
+#[test]
+fn auth_and_authorization_header_conflict() {
+    let text = "
+apis:
+  - name: demo
+    base_url: http://127.0.0.1:9/
+    auth: { bearer: { env: RATEWATCH_CONFIG_TEST_CANARY } }
+    headers:
+      authorization: { env: RATEWATCH_CONFIG_TEST_CANARY }
+    endpoints:
+      - { name: a, path: x, rate_limit: 1/s }
+";
+    let problem = one_problem(text);
+    assert_eq!((problem.line, problem.column), (5, 11));
+    assert_eq!(
+        problem.message,
+        "auth sets the Authorization header, and headers sets it too as authorization at line 7, column 22; keep one of them"
     );
 }
 
@@ -772,7 +1016,7 @@ fn shape_errors_name_key_value_and_fix() {
         (
             "global:\n  interval: 5s\n".to_owned(),
             (1, 1),
-            "missing key apis; add it with a list of APIs",
+            "missing key apis: add a list of APIs",
         ),
         (
             format!("{base}        interval: 10s\n        headers: {{ X-A: [1] }}\n"),
@@ -889,6 +1133,90 @@ fn literal_bearer_secret_is_never_echoed() {
 }
 
 #[test]
+fn header_scalar_value_says_quote_it() {
+    let number = "invalid value for header X-A: YAML reads the unquoted value as a number, and a header value is text, so put the number in double quotes (write \"2\" for 2), or use a secret reference such as { env: API_TOKEN } or { file: /run/secrets/token }";
+    let boolean = "invalid value for header X-A: YAML reads the unquoted value as a boolean, and a header value is text, so put the boolean in double quotes (write \"true\" for true), or use a secret reference such as { env: API_TOKEN } or { file: /run/secrets/token }";
+    let missing = "missing value for header X-A: write text, or a secret reference such as { env: API_TOKEN } or { file: /run/secrets/token }";
+    let other = "invalid value for header X-A: write text, or a secret reference such as { env: API_TOKEN } or { file: /run/secrets/token }";
+    let cases = [
+        ("X-A: 1", (5, 12), number),
+        ("X-A: 98765432109", (5, 12), number),
+        ("X-A: 1.5", (5, 12), number),
+        ("X-A: 0x1F", (5, 12), number),
+        ("X-A: true", (5, 12), boolean),
+        ("X-A:", (5, 10), missing),
+        ("X-A: [1]", (5, 12), other),
+        ("{ X-A: 7 }", (5, 14), number),
+    ];
+    for (header, at, message) in cases {
+        let text = format!(
+            "apis:\n  - name: demo\n    base_url: http://127.0.0.1:9/\n    headers:\n      {header}\n    endpoints:\n      - {{ name: a, path: x, rate_limit: 1/s }}\n"
+        );
+        let problem = one_problem(&text);
+        assert_eq!((problem.line, problem.column), at, "{header}");
+        assert_eq!(problem.message, message, "{header}");
+    }
+}
+
+#[test]
+fn header_key_with_space_is_never_echoed() {
+    let cases = [
+        ("\"X-Broken sk-canary-ddd\": 1", (5, 33)),
+        ("X-Api-Key sk-canary-fff: 1", (5, 32)),
+        ("\"sk-canary-yyy x\": [1]", (5, 26)),
+        ("\"X-Broken sk-canary-ddd\": text", (5, 33)),
+        ("{ sk-canary-eee X-Api-Key }", (5, 33)),
+        ("X-A,sk-canary-ccc x: [1]", (5, 28)),
+        ("'sk-canary-''bbb x': [1]", (5, 28)),
+        ("\"sk-canary-\\\"aaa x\": [1]", (5, 28)),
+    ];
+    for (header, at) in cases {
+        let text = format!(
+            "apis:\n  - name: demo\n    base_url: http://127.0.0.1:9/\n    headers:\n      {header}\n    endpoints:\n      - {{ name: a, path: x, rate_limit: 1/s }}\n"
+        );
+        let problem = one_problem(&text);
+        assert_eq!((problem.line, problem.column), at, "{header}");
+        assert_eq!(problem.message, shape::spaced_header_message(), "{header}");
+        for word in ["sk-canary", "canary", "X-Broken", "X-Api-Key", "aaa", "bbb"] {
+            assert!(
+                !problem.message.contains(word),
+                "{header}: {}",
+                problem.message
+            );
+        }
+    }
+}
+
+#[test]
+fn key_before_returns_whole_key() {
+    let cases = [
+        ("      interval: ", Some("interval")),
+        ("      - name: ", Some("name")),
+        ("      - { name: a, interval: ", Some("interval")),
+        ("      - { name: a, interval: [", Some("interval")),
+        (
+            "      X-Api-Key sk-canary-fff: ",
+            Some("X-Api-Key sk-canary-fff"),
+        ),
+        (
+            "      \"X-Broken sk-canary-ddd\": ",
+            Some("X-Broken sk-canary-ddd"),
+        ),
+        ("      'a: b, c': ", Some("a: b, c")),
+        ("      'it''s x': ", Some("it''s x")),
+        ("      \"a\\\" b\": ", Some("a\\\" b")),
+        ("      X-A,sk-canary x: ", Some("X-A,sk-canary x")),
+        ("      { \"a, b\": 1, c d: ", Some("c d")),
+        ("      ? explicit key: ", Some("explicit key")),
+        ("      no colon ", None),
+        ("      : ", None),
+    ];
+    for (before, key) in cases {
+        assert_eq!(source::key_before(before).as_deref(), key, "{before}");
+    }
+}
+
+#[test]
 fn unknown_variant_without_key_drops_the_value() {
     assert_eq!(
         shape::without_value("unknown variant `sk-canary`, expected one of a, b"),
@@ -902,6 +1230,31 @@ fn unknown_variant_without_key_drops_the_value() {
         shape::without_value("invalid type: map"),
         "invalid type: map"
     );
+}
+
+#[test]
+fn several_documents_name_second_start() {
+    let cases = [
+        ("apis: []\n---\napis: []\n", 2),
+        ("---\n# first\napis: []\n\n--- # second\napis: []\n", 5),
+        ("%YAML 1.2\n---\napis: []\n--- apis: []\n", 4),
+    ];
+    for (text, line) in cases {
+        let error = parse(text, "two.yml", &secrets()).unwrap_err();
+        let ConfigError::Invalid { problems, note, .. } = &error else {
+            panic!("unexpected error {error}");
+        };
+        assert_eq!(places(problems), vec![(line, 1)], "{text:?}");
+        assert_eq!(
+            problems[0].message,
+            format!(
+                "the file contains several YAML documents separated by --- lines, and ratewatch reads only one; the second document starts at line {line}. Keep one document: move the settings of the others into it and remove the --- lines"
+            ),
+            "{text:?}"
+        );
+        assert!(note.is_some(), "{text:?}");
+        assert!(!error.to_string().contains("from_str_multiple"), "{error}");
+    }
 }
 
 #[test]
@@ -1455,8 +1808,39 @@ apis:
 ";
     let found = problems(text);
     assert_eq!(places(&found), vec![(5, 9), (6, 9)], "{found:#?}");
-    assert_eq!(found[0].message, "missing key path; add it with text");
-    assert_eq!(found[1].message, "missing key name; add it with text");
+    assert_eq!(
+        found[0].message,
+        "missing key path: add the path of this endpoint, relative to base_url, such as path: v1/models"
+    );
+    assert_eq!(
+        found[1].message,
+        "missing key name: add a name for this endpoint, such as name: check-credit"
+    );
+}
+
+#[test]
+fn missing_keys_say_what_to_add() {
+    let text = "\
+apis:
+  - endpoints:
+      - { name: a, path: x, rate_limit: 1/s, credit: {} }
+  - name: other
+    base_url: http://127.0.0.1:9/
+    auth: {}
+";
+    let found = problems(text);
+    let messages: Vec<&str> = found.iter().map(|p| p.message.as_str()).collect();
+    assert_eq!(
+        messages,
+        [
+            "missing key name: add a name for this API, such as name: billing",
+            "missing key base_url: add the URL that this API's endpoint paths are relative to, such as base_url: https://api.example.com/",
+            "missing key json_path: add the JSONPath of the balance, such as json_path: $.credit",
+            "missing key endpoints: add a list of this API's endpoints, each with name and path",
+            "missing key bearer: add a secret reference such as bearer: { env: API_TOKEN }",
+        ],
+        "{found:#?}"
+    );
 }
 
 #[test]
@@ -1613,7 +1997,7 @@ apis:
     assert!(
         problems[2]
             .message
-            .starts_with("header Authorization has no colon after its name"),
+            .starts_with("header name with a space in it: is the colon missing"),
         "{}",
         problems[2].message
     );

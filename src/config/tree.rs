@@ -39,15 +39,16 @@ enum Value {
 #[derive(Debug)]
 struct Key(Option<String>);
 
-/// Returns the layout problems in `text`, in file order. A file that is not valid YAML has
-/// none here, because its first syntax error, which the typed parse reports, ends the reading.
-pub(super) fn check(text: &str) -> Vec<Problem> {
+/// Returns the layout problems in `text`, in file order, or the problem that stopped this
+/// reading. That can be a YAML syntax error after the problem where the typed parse stopped.
+/// It can also be a limit of the YAML parser, because this reading builds every node that
+/// aliases expand to, while the typed parse stops at its first problem.
+pub(super) fn check(text: &str) -> Result<Vec<Problem>, Problem> {
     let mut options = Options::default();
     // Every entry reaches the tree, so each repeated key is reported, not only the first.
     options.duplicate_keys = DuplicateKeyPolicy::PassThrough;
-    let Ok(root) = serde_saphyr::from_str_with_options::<Node>(text, options) else {
-        return Vec::new();
-    };
+    let root = serde_saphyr::from_str_with_options::<Node>(text, options)
+        .map_err(|error| shape::explain(text, super::syntax_problem(&error)))?;
     let mut walk = Walk {
         text,
         problems: Vec::new(),
@@ -56,7 +57,7 @@ pub(super) fn check(text: &str) -> Vec<Problem> {
     walk.node(&root, &Shape::of::<RawConfig>(), None);
     walk.problems.sort_by_key(|p| (p.line, p.column));
     walk.problems.dedup();
-    walk.problems
+    Ok(walk.problems)
 }
 
 struct Walk<'a> {
@@ -103,7 +104,7 @@ impl Walk<'_> {
                 true
             }
             (Shape::Struct(fields), Value::Map(entries)) => {
-                self.entries(node.referenced, entries, fields);
+                self.entries(node.referenced, entries, fields, key);
                 true
             }
             (Shape::Map(inner), Value::Map(entries)) => {
@@ -114,7 +115,7 @@ impl Walk<'_> {
                         // sk-...`. The problem is placed where the typed parse finds the
                         // missing value, so the two reports of it are merged.
                         (Some(name), Value::Null) if name.contains(char::is_whitespace) => {
-                            self.report(value.referenced, shape::spaced_header_message(name));
+                            self.report(value.referenced, shape::spaced_header_message());
                         }
                         _ => self.node(value, inner, name),
                     }
@@ -152,8 +153,15 @@ impl Walk<'_> {
         self.report(at, shape::invalid_value_message(key, written.as_deref()));
     }
 
-    /// Checks the entries of a mapping at `at` against the keys of a struct.
-    fn entries(&mut self, at: Location, entries: &[(Spanned<Key>, Node)], fields: &[Field]) {
+    /// Checks the entries of a mapping at `at` against the keys of a struct. `parent` is the
+    /// key that the mapping is the value of, or of the list it is an item of.
+    fn entries(
+        &mut self,
+        at: Location,
+        entries: &[(Spanned<Key>, Node)],
+        fields: &[Field],
+        parent: Option<&str>,
+    ) {
         let valid: Vec<&str> = fields.iter().map(|field| field.name).collect();
         let mut given = HashSet::new();
         for (key, value) in entries {
@@ -178,7 +186,7 @@ impl Walk<'_> {
         }
         for field in fields {
             if field.required && !given.contains(field.name) {
-                self.report(at, shape::missing_key_message(field.name));
+                self.report(at, shape::missing_key_message(field.name, parent));
             }
         }
     }

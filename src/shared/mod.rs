@@ -35,7 +35,7 @@ use redis::{ConnectionAddr, RedisError, Script};
 use crate::plan::WindowBudget;
 pub use persistence::Persistence;
 use redact::RedactedUrl;
-pub use tls::{CA_FILE_FLAG, CERT_FILE_FLAG, Flag, KEY_FILE_FLAG, TlsError, TlsFiles};
+pub use tls::{CA_FILE_FLAG, CERT_FILE_FLAG, Flag, KEY_FILE_FLAG, SetFlags, TlsError, TlsFiles};
 
 /// The debit script; see `debit.lua` for its arguments and replies.
 static DEBIT_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("debit.lua")));
@@ -76,6 +76,22 @@ pub enum SharedError {
         /// More advice for a connect over TLS.
         advice: Option<&'static str>,
     },
+    /// The server rejected the credentials in the URL, or requires a password that the URL
+    /// does not give.
+    #[error(
+        "budget store {url}: {operation} failed: {reason}; {}",
+        failure.advice()
+    )]
+    Authentication {
+        /// The URL, redacted.
+        url: String,
+        /// The call that failed, as in [`SharedError::Redis`].
+        operation: &'static str,
+        /// The client's error message, with any password removed.
+        reason: String,
+        /// Whether the credentials were wrong or missing.
+        failure: AuthFailure,
+    },
     /// The connection failed or the server returned an error.
     #[error("budget store {url}: {operation} failed: {reason}")]
     Redis {
@@ -100,6 +116,40 @@ pub enum SharedError {
         /// The reply as received.
         reply: Vec<i64>,
     },
+}
+
+/// The reason the Redis server did not accept the connection's credentials.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthFailure {
+    /// The server rejected the user name or password in the URL (`AUTH` failed).
+    Rejected,
+    /// The server requires a password and the URL gives none (a `NOAUTH` reply).
+    Missing,
+}
+
+impl AuthFailure {
+    /// Returns what to do next. The password itself is never shown.
+    #[must_use]
+    pub fn advice(self) -> &'static str {
+        match self {
+            AuthFailure::Rejected => {
+                "check the password, and the user name for a Redis ACL user, in the URL of --storage.redis-url or RATEWATCH_REDIS_URL"
+            }
+            AuthFailure::Missing => {
+                "the Redis server requires a password, so add it to the URL in --storage.redis-url or RATEWATCH_REDIS_URL, as redis://:PASSWORD@HOST:PORT"
+            }
+        }
+    }
+
+    /// Returns the failure that `error` reports, if it is one.
+    fn of(error: &RedisError) -> Option<AuthFailure> {
+        match error.code() {
+            Some("NOAUTH") => Some(AuthFailure::Missing),
+            Some("WRONGPASS") => Some(AuthFailure::Rejected),
+            _ => (error.kind() == redis::ErrorKind::AuthenticationFailed)
+                .then_some(AuthFailure::Rejected),
+        }
+    }
 }
 
 /// The outcome of one debit.
@@ -309,8 +359,9 @@ impl SharedBudget {
         Ok(())
     }
 
-    /// Reads `appendonly` and `appendfsync` with `CONFIG GET`. Any failure, such as a
-    /// renamed `CONFIG` command, is [`Persistence::Unknown`], never an error.
+    /// Reads `appendonly` and `appendfsync` with `CONFIG GET`. A `NOAUTH` reply is
+    /// [`Persistence::Unauthenticated`], and any other failure, such as a renamed `CONFIG`
+    /// command, is [`Persistence::Unknown`], never an error.
     pub async fn persistence(&self) -> Persistence {
         // Each reply maps the parameter name to its value, or is empty for a hidden parameter.
         type Settings = HashMap<String, String>;
@@ -328,6 +379,14 @@ impl SharedBudget {
             .await;
         match reply {
             Ok((appendonly, appendfsync)) => Persistence::from_config(&appendonly, &appendfsync),
+            Err(
+                error @ SharedError::Authentication {
+                    failure: AuthFailure::Missing,
+                    ..
+                },
+            ) => Persistence::Unauthenticated {
+                reason: error.to_string(),
+            },
             Err(error) => Persistence::Unknown {
                 reason: error.to_string(),
             },
@@ -396,8 +455,21 @@ async fn bounded<T>(
         Ok(Ok(value)) => Ok(value),
         Ok(Err(e)) => {
             let mut reason = url.scrub(&e.to_string());
+            if let Some(failure) = AuthFailure::of(&e) {
+                return Err(SharedError::Authentication {
+                    url: url.as_str().to_owned(),
+                    operation,
+                    reason,
+                    failure,
+                });
+            }
             let tls_connect = operation == "connect" && url.is_tls();
-            if let Some(hint) = tls::handshake_hint(&e, tls_connect) {
+            let hint = if operation == "connect" && url.is_plain_tcp() {
+                tls::plain_connect_hint(&e)
+            } else {
+                tls::handshake_hint(&e, tls_connect)
+            };
+            if let Some(hint) = hint {
                 reason = format!("{reason}; {hint}");
             }
             Err(SharedError::Redis {
@@ -530,23 +602,36 @@ mod tests {
 
     #[test]
     fn tls_files_with_plain_url_are_rejected() {
-        for url in [
-            "redis://:hunter2@127.0.0.1:6379/",
-            "redis+unix:///run/redis.sock?pass=hunter2",
-        ] {
+        let cases = [
+            (
+                "redis://:hunter2@127.0.0.1:6379/",
+                "--storage.redis-tls-ca-file is set but the budget store URL redis://xxxxx@127.0.0.1:6379/ does not use TLS; write rediss://HOST:PORT to connect over TLS, or remove --storage.redis-tls-ca-file",
+            ),
+            (
+                "redis+unix:///run/redis.sock?pass=hunter2",
+                "--storage.redis-tls-ca-file is set but the budget store URL redis+unix:///run/redis.sock?pass=xxxxx does not use TLS; write rediss://HOST:PORT to connect over TLS, or remove --storage.redis-tls-ca-file",
+            ),
+        ];
+        for (url, expected) in cases {
             let error = open_error(url, &tls_files());
             let message = error.to_string();
             assert!(
                 matches!(error, SharedError::Tls(TlsError::NotTlsUrl { .. })),
                 "{message}"
             );
-            assert!(
-                message.contains("--storage.redis-tls-ca-file is set"),
-                "{message}"
-            );
-            assert!(message.contains("rediss://"), "{message}");
-            assert!(!message.contains("hunter2"), "{message}");
+            assert_eq!(message, expected);
         }
+
+        let client_files = TlsFiles {
+            cert_file: Some("client.pem".into()),
+            key_file: Some("client-key.pem".into()),
+            ..TlsFiles::default()
+        };
+        let message = open_error("redis://127.0.0.1:6379/", &client_files).to_string();
+        assert_eq!(
+            message,
+            "--storage.redis-tls-cert-file and --storage.redis-tls-key-file are set but the budget store URL redis://127.0.0.1:6379/ does not use TLS; write rediss://HOST:PORT to connect over TLS, or remove --storage.redis-tls-cert-file and --storage.redis-tls-key-file"
+        );
     }
 
     #[test]
@@ -585,12 +670,10 @@ mod tests {
     fn tls_files_without_url_are_rejected() {
         let error = StoreOptions::from_flags(None, "ratewatch".to_owned(), tls_files())
             .expect_err("accepted TLS files without a URL");
-        let message = error.to_string();
-        assert!(
-            message.contains("--storage.redis-tls-ca-file is set"),
-            "{message}"
+        assert_eq!(
+            error.to_string(),
+            "--storage.redis-tls-ca-file is set but no budget store URL is set; set --storage.redis-url or RATEWATCH_REDIS_URL to a rediss:// URL, or remove --storage.redis-tls-ca-file"
         );
-        assert!(message.contains("--storage.redis-url"), "{message}");
         let none = StoreOptions::from_flags(None, "ratewatch".to_owned(), TlsFiles::default());
         assert!(none.unwrap().is_none());
     }

@@ -18,6 +18,12 @@ pub enum Persistence {
         /// The `appendfsync` setting.
         appendfsync: String,
     },
+    /// The settings could not be read because the server requires a password and the URL
+    /// gives none.
+    Unauthenticated {
+        /// The error of `CONFIG GET`, with any password removed.
+        reason: String,
+    },
     /// The settings could not be read, for example because `CONFIG` is renamed or disabled,
     /// as managed Redis services often do.
     Unknown {
@@ -51,8 +57,9 @@ impl Persistence {
         }
     }
 
-    /// Logs one line about these settings for the store at `url` (redacted): nothing when
-    /// durable, a warning when a restart loses debits, and an info line when unknown.
+    /// Logs one line about these settings for the store at `url` (redacted): a debug line
+    /// when durable, a warning when a restart loses debits or authentication is missing, and
+    /// an info line when unknown.
     pub(crate) fn log(&self, url: &str) {
         match self {
             Persistence::Durable => {
@@ -75,6 +82,15 @@ impl Persistence {
                      debits lost in a restart of Redis free their windows, so replicas can \
                      spend the budget of a window again; set appendonly yes and appendfsync always \
                      on the Redis server"
+                );
+            }
+            Persistence::Unauthenticated { reason } => {
+                tracing::warn!(
+                    url,
+                    reason = %reason,
+                    "shared budget store requires authentication and the URL gives no password, \
+                     so nothing can be stored and its persistence settings cannot be read; add \
+                     the password to the URL in --storage.redis-url or RATEWATCH_REDIS_URL"
                 );
             }
             Persistence::Unknown { reason } => {

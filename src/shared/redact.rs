@@ -46,11 +46,20 @@ impl RedactedUrl {
 
     /// Reports whether the URL's scheme is one that connects over TLS.
     pub(crate) fn is_tls(&self) -> bool {
-        let scheme = self
-            .display
-            .split_once("://")
-            .map_or("", |(scheme, _)| scheme);
+        let scheme = self.scheme();
         scheme.eq_ignore_ascii_case("rediss") || scheme.eq_ignore_ascii_case("valkeys")
+    }
+
+    /// Reports whether the URL's scheme is one that connects over TCP without TLS.
+    pub(crate) fn is_plain_tcp(&self) -> bool {
+        let scheme = self.scheme();
+        scheme.eq_ignore_ascii_case("redis") || scheme.eq_ignore_ascii_case("valkey")
+    }
+
+    fn scheme(&self) -> &str {
+        self.display
+            .split_once("://")
+            .map_or("", |(scheme, _)| scheme)
     }
 
     /// Returns `text` with every occurrence of the URL's passwords, as written or
@@ -209,6 +218,17 @@ mod tests {
         }
         for url in ["redis://host/", "redis+unix:///sock", "not a url"] {
             assert!(!RedactedUrl::new(url).is_tls(), "{url}");
+        }
+        for url in ["redis://:pw@host/", "REDIS://host", "valkey://host:6379"] {
+            assert!(RedactedUrl::new(url).is_plain_tcp(), "{url}");
+        }
+        for url in [
+            "rediss://host/",
+            "redis+unix:///sock",
+            "unix:///sock",
+            "not a url",
+        ] {
+            assert!(!RedactedUrl::new(url).is_plain_tcp(), "{url}");
         }
     }
 

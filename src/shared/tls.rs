@@ -14,6 +14,8 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{AlertDescription, CertificateError, ClientConfig, RootCertStore};
 
+use crate::x509;
+
 /// The largest certificate or key file read. PEM chains are a few KiB, so a larger file is
 /// almost certainly the wrong file.
 const MAX_PEM_FILE_BYTES: u64 = 1024 * 1024;
@@ -48,6 +50,29 @@ pub const KEY_FILE_FLAG: Flag = Flag {
     name: "--storage.redis-tls-key-file",
     env: "RATEWATCH_REDIS_TLS_KEY_FILE",
 };
+
+/// The names of the TLS flags that are set, shown as a list such as
+/// `--storage.redis-tls-cert-file and --storage.redis-tls-key-file`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SetFlags(Vec<&'static str>);
+
+impl SetFlags {
+    /// Returns the verb that agrees with the list: `is` for one flag, `are` for more.
+    #[must_use]
+    pub fn verb(&self) -> &'static str {
+        if self.0.len() == 1 { "is" } else { "are" }
+    }
+}
+
+impl fmt::Display for SetFlags {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.as_slice() {
+            [] => Ok(()),
+            [one] => f.write_str(one),
+            [init @ .., last] => write!(f, "{} and {last}", init.join(", ")),
+        }
+    }
+}
 
 /// The TLS files named on the command line. With none set, a `rediss://` connection trusts
 /// the system's CA certificates and sends no client certificate.
@@ -121,6 +146,16 @@ pub enum TlsError {
         KEY_FILE_FLAG.name
     )]
     CertificateWithoutKey,
+    /// The client certificate is not X.509 version 3, the only version rustls accepts.
+    #[error(
+        "client certificate {path:?} given by {CERT_FILE_FLAG} is an X.509 version {version} certificate, but TLS here needs version 3; reissue it with an extension file, for example `openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -days 365 -out client.pem -extfile client.ext` where client.ext contains the line extendedKeyUsage=clientAuth"
+    )]
+    CertificateVersion {
+        /// The certificate path as given.
+        path: PathBuf,
+        /// The X.509 version of the certificate, 1 or 2.
+        version: u8,
+    },
     /// The client certificate and key do not form a usable pair.
     #[error(
         "client certificate {cert:?} and key {key:?} cannot be used together: {reason}; name the key that the certificate was issued for"
@@ -135,21 +170,23 @@ pub enum TlsError {
     },
     /// TLS files were given for a URL without TLS.
     #[error(
-        "{flags} set but the budget store URL {url} does not use TLS; write rediss://HOST:PORT to connect over TLS, or remove {flags}"
+        "{flags} {} set but the budget store URL {url} does not use TLS; write rediss://HOST:PORT to connect over TLS, or remove {flags}",
+        flags.verb()
     )]
     NotTlsUrl {
         /// The URL, redacted.
         url: String,
         /// The TLS flags that were set.
-        flags: String,
+        flags: SetFlags,
     },
     /// TLS files were given without a budget store URL.
     #[error(
-        "{flags} set but no budget store URL is; set --storage.redis-url or RATEWATCH_REDIS_URL to a rediss:// URL, or remove {flags}"
+        "{flags} {} set but no budget store URL is set; set --storage.redis-url or RATEWATCH_REDIS_URL to a rediss:// URL, or remove {flags}",
+        flags.verb()
     )]
     WithoutUrl {
         /// The TLS flags that were set.
-        flags: String,
+        flags: SetFlags,
     },
     /// The URL turns off certificate verification with `#insecure`.
     #[error(
@@ -169,10 +206,9 @@ impl TlsFiles {
         self.ca_file.is_none() && self.cert_file.is_none() && self.key_file.is_none()
     }
 
-    /// Names the flags that are set, such as `--storage.redis-tls-ca-file is` or
-    /// `--storage.redis-tls-cert-file and --storage.redis-tls-key-file are`.
-    pub(crate) fn flags_set(&self) -> String {
-        let names: Vec<&str> = [
+    /// Returns the flags that are set.
+    pub(crate) fn flags_set(&self) -> SetFlags {
+        let names = [
             (&self.ca_file, CA_FILE_FLAG),
             (&self.cert_file, CERT_FILE_FLAG),
             (&self.key_file, KEY_FILE_FLAG),
@@ -181,11 +217,7 @@ impl TlsFiles {
         .filter(|(path, _)| path.is_some())
         .map(|(_, flag)| flag.name)
         .collect();
-        match names.as_slice() {
-            [one] => format!("{one} is"),
-            [first, second] => format!("{first} and {second} are"),
-            _ => format!("{} are", names.join(", ")),
-        }
+        SetFlags(names)
     }
 
     /// Reads and checks the files. Returns `None` when no file is set.
@@ -274,6 +306,14 @@ fn read_client_pair(cert_path: &Path, key_path: &Path) -> Result<ClientTlsConfig
     let cert_bytes = read_pem(CERT_FILE_FLAG, cert_path)?;
     let expected = "the client certificate, then any intermediate CA certificates";
     let chain = certificates(CERT_FILE_FLAG, cert_path, &cert_bytes, expected)?;
+    // rustls reports another version as an invalid certificate in a message that suggests a
+    // wrong key, so the version is checked first. Only the first certificate is the client's.
+    if let Some(version) = x509::version(&chain[0]).filter(|&version| version != 3) {
+        return Err(TlsError::CertificateVersion {
+            path: cert_path.to_owned(),
+            version,
+        });
+    }
     let key_bytes = read_pem(KEY_FILE_FLAG, key_path)?;
     // The parser's error is not shown, because it could quote part of the key file.
     let key = PrivateKeyDer::from_pem_slice(&key_bytes).map_err(|_| TlsError::NoKey {
@@ -296,6 +336,32 @@ fn read_client_pair(cert_path: &Path, key_path: &Path) -> Result<ClientTlsConfig
 /// The advice added to a connect over TLS that timed out, because a Redis port without TLS
 /// waits for a command and never replies to the handshake.
 pub(crate) const TIMEOUT_ADVICE: &str = "check that the port is Redis's tls-port, because a Redis port without TLS does not reply to a TLS handshake";
+
+/// The advice added to a connect without TLS that the server reset or closed. Redis closes
+/// the connection when its tls-port receives a command instead of a TLS handshake.
+pub(crate) const PLAIN_TO_TLS_ADVICE: &str = "the port may be Redis's tls-port, which closes a connection that does not start with a TLS handshake, so use rediss:// to connect to it";
+
+/// Returns [`PLAIN_TO_TLS_ADVICE`] when `error`, from a connect without TLS, reports that the
+/// server reset or closed the connection.
+pub(crate) fn plain_connect_hint(error: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut current = Some(error);
+    while let Some(error) = current {
+        let closed = error.downcast_ref::<std::io::Error>().is_some_and(|e| {
+            matches!(
+                e.kind(),
+                std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::ConnectionAborted
+                    | std::io::ErrorKind::UnexpectedEof
+                    | std::io::ErrorKind::BrokenPipe
+            )
+        });
+        if closed {
+            return Some(PLAIN_TO_TLS_ADVICE.to_owned());
+        }
+        current = error.source();
+    }
+    None
+}
 
 /// Returns what to do about a failed TLS handshake, if `error` is one. The rustls error is
 /// found only in the first connect's error, because the redis crate turns the errors of
@@ -338,6 +404,7 @@ fn hint_for(error: &rustls::Error) -> Option<String> {
         rustls::Error::InvalidCertificate(
             CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
         ) => "the Redis server's certificate does not list the host of the URL, so connect to a name or address that the certificate lists".to_owned(),
+        error if x509::is_unsupported_version(error) => "the Redis server's certificate is not X.509 version 3, which rustls requires, so reissue the certificate of the server's tls-cert-file with an extension file, for example `openssl x509 -req ... -extfile server.ext` where server.ext contains the line subjectAltName=DNS:HOST".to_owned(),
         rustls::Error::InvalidCertificate(_) => format!(
             "the Redis server's certificate was rejected, so check that it is current and signed by a CA in {ca}"
         ),
@@ -548,6 +615,54 @@ mod tests {
     }
 
     #[test]
+    fn version_1_client_certificate_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        write_pki(dir.path());
+        let key = KeyPair::generate().unwrap();
+        let certificate = x509::testing::version_1_certificate(&key, "replica");
+        std::fs::write(dir.path().join("client-v1.pem"), certificate).unwrap();
+        std::fs::write(dir.path().join("client-v1-key.pem"), key.serialize_pem()).unwrap();
+
+        let error = files(
+            dir.path(),
+            None,
+            Some("client-v1.pem"),
+            Some("client-v1-key.pem"),
+        )
+        .load_error();
+        let message = error.to_string();
+        assert!(
+            matches!(error, TlsError::CertificateVersion { version: 1, .. }),
+            "{message}"
+        );
+        assert!(message.starts_with("client certificate \""), "{message}");
+        assert!(message.contains("client-v1.pem"), "{message}");
+        assert!(
+            message.contains("is an X.509 version 1 certificate, but TLS here needs version 3"),
+            "{message}"
+        );
+        assert!(message.contains("-extfile client.ext"), "{message}");
+        assert!(message.contains("extendedKeyUsage=clientAuth"), "{message}");
+        assert!(!message.contains("UnsupportedCertVersion"), "{message}");
+        assert!(!message.contains("name the key"), "{message}");
+    }
+
+    #[test]
+    fn version_1_ca_certificate_is_accepted() {
+        // rustls reads a trust anchor from a CA certificate of any version, so a version 1
+        // CA, which `openssl x509 -req` without -extfile also makes, loads.
+        let dir = tempfile::tempdir().unwrap();
+        let key = KeyPair::generate().unwrap();
+        let certificate = x509::testing::version_1_certificate(&key, "private CA");
+        std::fs::write(dir.path().join("ca-v1.pem"), certificate).unwrap();
+        let loaded = files(dir.path(), Some("ca-v1.pem"), None, None)
+            .load()
+            .unwrap()
+            .unwrap();
+        assert!(loaded.root_cert.is_some());
+    }
+
+    #[test]
     fn handshake_hint_names_the_fix() {
         let cases = [
             (
@@ -561,6 +676,12 @@ mod tests {
             (
                 rustls::Error::InvalidCertificate(CertificateError::Expired),
                 "check that it is current",
+            ),
+            (
+                rustls::Error::InvalidCertificate(CertificateError::Other(rustls::OtherError(
+                    Arc::new(webpki::Error::UnsupportedCertVersion),
+                ))),
+                "is not X.509 version 3",
             ),
             (
                 rustls::Error::AlertReceived(AlertDescription::CertificateRequired),
@@ -595,17 +716,27 @@ mod tests {
     #[test]
     fn flags_set_lists_given_flags() {
         let dir = Path::new("/x");
-        assert_eq!(
-            files(dir, Some("a"), None, None).flags_set(),
-            "--storage.redis-tls-ca-file is"
-        );
-        assert_eq!(
-            files(dir, None, Some("a"), Some("b")).flags_set(),
-            "--storage.redis-tls-cert-file and --storage.redis-tls-key-file are"
-        );
-        assert_eq!(
-            files(dir, Some("a"), Some("b"), Some("c")).flags_set(),
-            "--storage.redis-tls-ca-file, --storage.redis-tls-cert-file, --storage.redis-tls-key-file are"
-        );
+        let cases = [
+            (
+                files(dir, Some("a"), None, None),
+                "--storage.redis-tls-ca-file",
+                "is",
+            ),
+            (
+                files(dir, None, Some("a"), Some("b")),
+                "--storage.redis-tls-cert-file and --storage.redis-tls-key-file",
+                "are",
+            ),
+            (
+                files(dir, Some("a"), Some("b"), Some("c")),
+                "--storage.redis-tls-ca-file, --storage.redis-tls-cert-file and --storage.redis-tls-key-file",
+                "are",
+            ),
+        ];
+        for (set, names, verb) in cases {
+            let flags = set.flags_set();
+            assert_eq!(flags.to_string(), names);
+            assert_eq!(flags.verb(), verb, "{names}");
+        }
     }
 }

@@ -5,7 +5,7 @@
 //! secret, and states what to write.
 
 use crate::config::Problem;
-use crate::config::source::flow_value;
+use crate::config::source::{flow_value, key_before};
 
 /// Keys whose values are quoted in messages: file names, enumerated settings and booleans.
 /// Other values can hold secrets: bcrypt hashes under `basic_auth_users`, and an inline
@@ -57,6 +57,9 @@ fn expected_form(key: &str, parent: Option<&str>) -> Option<&'static str> {
 /// `basic_auth_users`, which already state what to write, are returned unchanged.
 pub(super) fn explain(text: &str, problem: Problem) -> Problem {
     let original = problem.message.as_str();
+    if original.starts_with("multiple YAML documents") {
+        return crate::config::shape::several_documents(text, &problem);
+    }
     let message = if let Some(rest) = original.strip_prefix("duplicate mapping key") {
         let key = rest
             .trim_start_matches([':', ' '])
@@ -86,6 +89,17 @@ pub(super) fn explain(text: &str, problem: Problem) -> Problem {
         let Some(form) = expected_form(&found.key, found.parent()) else {
             return problem;
         };
+        // A key with a space in it is most often a key and its value with the colon missing,
+        // and the value may be a bcrypt hash, so no word of the key is echoed.
+        if found.key.contains(char::is_whitespace) {
+            let under = found.parents.join(".");
+            return Problem {
+                message: format!(
+                    "key with a space in it under {under}: is the colon missing after the name? Write the name, a colon, and then {form}"
+                ),
+                ..problem
+            };
+        }
         let path = found.path();
         let unclosed = found
             .unclosed_bracket(text)
@@ -228,14 +242,15 @@ fn last_key_before(source: &str, column: usize) -> Option<(String, Option<String
             }
             ' ' | '\t' | ',' | '-' => key_start = None,
             ':' if source[i + 1..].is_empty() || source[i + 1..].starts_with([' ', '\t']) => {
-                if let Some(start) = key_start {
-                    let key = source[start..i].trim_matches(['"', '\'']);
+                if key_start.is_some()
+                    && let Some(key) = key_before(&source[..=i])
+                {
                     let mut value = source[i + 1..].trim();
                     if in_flow {
                         value = flow_value(value);
                     }
                     let value = (!value.is_empty()).then(|| value.to_owned());
-                    found = Some((key.to_owned(), value));
+                    found = Some((key, value));
                 }
                 key_start = None;
             }

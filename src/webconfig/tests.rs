@@ -161,6 +161,41 @@ fn error_display_names_file_line_and_column() {
 }
 
 #[test]
+fn error_display_caps_problem_count() {
+    let pki = Pki::new();
+    let users = (0..60)
+        .map(|i| format!("  user{i}: not-a-hash\n"))
+        .collect::<Vec<_>>()
+        .concat();
+    let error = pki
+        .parse(&format!("basic_auth_users:\n{users}"))
+        .unwrap_err();
+    let shown = error.to_string();
+    let lines: Vec<&str> = shown.lines().collect();
+    assert_eq!(lines.len(), 51, "{shown}");
+    assert!(
+        lines[0].starts_with("web.yml:2:10: invalid bcrypt hash"),
+        "{shown}"
+    );
+    assert_eq!(
+        lines[50],
+        "... and 10 more problems; fix these and run ratewatch check again"
+    );
+}
+
+#[test]
+fn several_documents_name_second_start() {
+    let pki = Pki::new();
+    let found =
+        problem(pki.parse("http_server_config:\n  http2: true\n---\nbasic_auth_users: {}\n"));
+    assert_eq!((found.line, found.column), (3, 1), "{found:?}");
+    assert!(
+        found.message.starts_with("the file contains several YAML documents separated by --- lines, and ratewatch reads only one; the second document starts at line 3."),
+        "{found:?}"
+    );
+}
+
+#[test]
 fn yaml_syntax_error_has_location() {
     let pki = Pki::new();
     let found = problem(pki.parse("tls_server_config:\n  cert_file: [unclosed\n"));
@@ -280,6 +315,52 @@ fn mismatched_key_is_rejected() {
     assert!(found.message.contains("server.pem"), "{found:?}");
     assert!(!found.message.contains("KeyMismatch"), "{found:?}");
     assert_eq!(found.line, 3);
+}
+
+#[test]
+fn version_1_certificate_is_named() {
+    let pki = Pki::new();
+    let key = KeyPair::generate().unwrap();
+    let certificate = crate::x509::testing::version_1_certificate(&key, "localhost");
+    pki.write("server-v1.pem", &certificate);
+    pki.write("server-v1-key.pem", &key.serialize_pem());
+    let found =
+        problem(pki.parse(
+            "tls_server_config:\n  cert_file: server-v1.pem\n  key_file: server-v1-key.pem\n",
+        ));
+    assert_eq!((found.line, found.column), (2, 14), "{found:?}");
+    assert!(found.message.starts_with("cert_file \""), "{found:?}");
+    assert!(found.message.contains("server-v1.pem"), "{found:?}");
+    assert!(
+        found
+            .message
+            .contains("is an X.509 version 1 certificate, but TLS here needs version 3"),
+        "{found:?}"
+    );
+    assert!(found.message.contains("-extfile server.ext"), "{found:?}");
+    assert!(
+        !found.message.contains("UnsupportedCertVersion"),
+        "{found:?}"
+    );
+    assert!(
+        !found.message.contains("cannot be used together"),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn version_1_client_ca_is_accepted() {
+    // rustls reads a trust anchor from a CA certificate of any version.
+    let pki = Pki::new();
+    let key = KeyPair::generate().unwrap();
+    pki.write(
+        "ca-v1.pem",
+        &crate::x509::testing::version_1_certificate(&key, "private CA"),
+    );
+    let text = format!(
+        "{TLS}  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca-v1.pem\n"
+    );
+    assert!(pki.parse(&text).unwrap().tls.is_some());
 }
 
 #[test]
@@ -571,6 +652,34 @@ fn shape_errors_never_quote_possible_secrets() {
             "{text:?} gave {found:?}"
         );
         assert!(found.message.contains("write"), "{text:?} gave {found:?}");
+    }
+}
+
+#[test]
+fn shape_error_names_whole_header_name() {
+    let pki = Pki::new();
+    let found = problem(pki.parse("http_server_config:\n  headers:\n    X-Frame-Options: [1]\n"));
+    assert_eq!(
+        found.message,
+        "invalid value for http_server_config.headers.X-Frame-Options: write the header value as text"
+    );
+}
+
+#[test]
+fn key_with_space_is_never_echoed() {
+    let pki = Pki::new();
+    let cases = [
+        "http_server_config:\n  headers:\n    X-Frame-Options sk-canary-ddd: [1]\n",
+        "http_server_config:\n  headers:\n    \"sk-canary-yyy x\": [1]\n",
+    ];
+    for text in cases {
+        let found = problem(pki.parse(text));
+        assert_eq!(
+            found.message,
+            "key with a space in it under http_server_config.headers: is the colon missing after the name? Write the name, a colon, and then the header value as text",
+            "{text:?}"
+        );
+        assert_eq!(found.line, 3, "{text:?}");
     }
 }
 

@@ -22,6 +22,7 @@ use tokio_rustls::server::TlsStream;
 
 use super::raw::RawTls;
 use super::{Checker, LiveWebConfig};
+use crate::x509;
 
 /// How long a client may take to complete the TLS handshake before the connection is closed.
 /// A handshake takes one or two round trips, so this leaves room for slow links and still
@@ -284,7 +285,16 @@ fn certificate_chain(
     let bytes = read_pem(checker, file, "cert_file")?;
     let chain: Result<Vec<_>, _> = CertificateDer::pem_slice_iter(&bytes).collect();
     match chain {
-        Ok(chain) if !chain.is_empty() => Some(chain),
+        Ok(chain) if !chain.is_empty() => {
+            // rustls reports another version as an invalid certificate in a message that
+            // suggests a wrong key, so the server's own certificate, the first, is checked here.
+            if let Some(version) = x509::version(&chain[0]).filter(|&version| version != 3) {
+                let path = checker.path(&file.value);
+                checker.report(file.referenced, format!("cert_file {} is an X.509 version {version} certificate, but TLS here needs version 3; reissue it with an extension file, for example `openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -days 365 -out server.pem -extfile server.ext` where server.ext contains the line subjectAltName=DNS:HOST", shown(&path)));
+                return None;
+            }
+            Some(chain)
+        }
         Ok(_) | Err(_) => {
             let path = checker.path(&file.value);
             checker.report(file.referenced, format!("cert_file {} holds no valid PEM certificate; it must contain the server certificate and its intermediates, each between -----BEGIN CERTIFICATE----- lines", shown(&path)));

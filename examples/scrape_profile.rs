@@ -55,7 +55,10 @@ fn main() {
             if chunks.is_empty() {
                 break;
             }
-            bytes += chunks.iter().map(Vec::len).sum::<usize>();
+            bytes += chunks
+                .iter()
+                .map(|chunk| chunk.as_ref().len())
+                .sum::<usize>();
         }
         let elapsed = start.elapsed();
         let faults = minor_faults() - faults;

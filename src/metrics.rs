@@ -28,7 +28,7 @@ mod series;
 mod text;
 
 use family::Family;
-pub use scrape::Scrape;
+pub use scrape::{Chunk, Scrape};
 use series::{Series, Store, Upstream, WindowSeries, bump};
 
 /// The reason a scheduled probe was not sent, a bounded label value.
@@ -145,6 +145,8 @@ fn tls_handshake_failures(families: &mut Families) -> Result<IntCounterVec, Metr
 #[derive(Clone)]
 pub struct Metrics {
     families: Arc<Families>,
+    /// The chunk buffers that scrapes reuse.
+    pool: Arc<scrape::ChunkPool>,
     /// The series of every endpoint.
     store: Arc<Store>,
     /// 1 after a successful config load or reload, 0 after a failed reload.
@@ -200,6 +202,7 @@ impl Metrics {
 
         Ok(Metrics {
             families: Arc::new(r),
+            pool: Arc::default(),
             store,
             reload_successful,
             reload_timestamp,
@@ -234,7 +237,8 @@ impl Metrics {
             }
             chunks.extend(next);
         }
-        (CONTENT_TYPE.to_owned(), chunks.concat())
+        let text: Vec<&[u8]> = chunks.iter().map(AsRef::as_ref).collect();
+        (CONTENT_TYPE.to_owned(), text.concat())
     }
 
     /// Returns the handles of one endpoint and sets its static series. An endpoint that

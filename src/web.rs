@@ -164,7 +164,7 @@ async fn send_scrape(mut scrape: Scrape, sender: mpsc::Sender<ScrapeChunk>) -> S
             return ScrapeEnd::Complete;
         }
         for chunk in chunks {
-            if sender.send(Ok(Bytes::from(chunk))).await.is_err() {
+            if sender.send(Ok(Bytes::from_owner(chunk))).await.is_err() {
                 return ScrapeEnd::Dropped;
             }
         }

@@ -3,11 +3,14 @@
 //! The text of a scrape in `benches/scale.rs` is about 4.5 KiB per endpoint, 45 MiB at 10,000
 //! endpoints. One buffer of that size is above glibc's largest mmap threshold (32 MiB on 64-bit
 //! systems, mallopt(3)), so every scrape would map and fault in fresh pages. Chunks of
-//! [`CHUNK_SIZE`] stay far below it, and the allocator can reuse the memory of the chunks
-//! already sent.
+//! [`CHUNK_SIZE`] stay far below it. Their buffers go back to a [`ChunkPool`] once sent, so
+//! the next scrape reuses them.
+
+use std::sync::{Arc, Mutex};
 
 use prometheus::{Encoder, TextEncoder};
 
+use super::series::lock;
 use super::{Metrics, Source};
 
 /// The length at which a chunk of a scrape is complete. A chunk ends at the first point past
@@ -15,22 +18,80 @@ use super::{Metrics, Source};
 /// one sample of the families written per API. So it is rarely more than a few KiB longer.
 pub(super) const CHUNK_SIZE: usize = 1 << 20;
 
+/// The maximum number of buffers a [`ChunkPool`] keeps, about 17 MiB of chunks of
+/// [`CHUNK_SIZE`]. A family is written whole before its chunks are sent, and the largest family
+/// at 10,000 endpoints in `benches/scale.rs`, `ratewatch_probe_duration_seconds`, is 12.6 MiB.
+const POOL_MAX: usize = 16;
+
+/// Chunk buffers kept between scrapes. A scrape takes its buffers from here, and a buffer comes
+/// back when its [`Chunk`] is dropped, on whichever thread. glibc serves each thread from an
+/// arena of its own, so without the pool a scrape written on another blocking thread could not
+/// reuse the memory that the last scrape freed.
+#[derive(Default)]
+pub(super) struct ChunkPool(Mutex<Vec<Vec<u8>>>);
+
+impl ChunkPool {
+    /// Returns an empty buffer of at least `capacity` bytes, a kept one when there is one.
+    fn take(&self, capacity: usize) -> Vec<u8> {
+        let kept = lock(&self.0).pop();
+        let mut buffer = kept.unwrap_or_default();
+        buffer.clear();
+        buffer.reserve(capacity);
+        buffer
+    }
+
+    /// Keeps a buffer for a later scrape, unless the pool is full.
+    fn put(&self, buffer: Vec<u8>) {
+        let mut kept = lock(&self.0);
+        if kept.len() < POOL_MAX && buffer.capacity() > 0 {
+            kept.push(buffer);
+        }
+    }
+}
+
+/// A complete chunk of a scrape. Dropping it returns its buffer to the pool.
+pub struct Chunk {
+    text: Vec<u8>,
+    pool: Arc<ChunkPool>,
+}
+
+impl AsRef<[u8]> for Chunk {
+    fn as_ref(&self) -> &[u8] {
+        &self.text
+    }
+}
+
+impl Drop for Chunk {
+    fn drop(&mut self) {
+        self.pool.put(std::mem::take(&mut self.text));
+    }
+}
+
 /// The text of a scrape being written: the complete chunks and the one being written.
 pub(super) struct Chunks {
     /// The length at which a chunk is complete.
     size: usize,
+    pool: Arc<ChunkPool>,
     /// Complete chunks not yet taken, in order.
-    complete: Vec<Vec<u8>>,
+    complete: Vec<Chunk>,
     /// The chunk being written.
     pub(super) current: Vec<u8>,
 }
 
+impl Drop for Chunks {
+    fn drop(&mut self) {
+        self.pool.put(std::mem::take(&mut self.current));
+    }
+}
+
 impl Chunks {
-    fn new(size: usize) -> Chunks {
+    fn new(size: usize, pool: Arc<ChunkPool>) -> Chunks {
+        let current = pool.take(Self::capacity(size));
         Chunks {
             size,
+            pool,
             complete: Vec::new(),
-            current: Vec::with_capacity(Self::capacity(size)),
+            current,
         }
     }
 
@@ -47,9 +108,17 @@ impl Chunks {
 
     /// Completes the current chunk and starts a new one.
     pub(super) fn cut(&mut self) {
-        let next = Vec::with_capacity(Self::capacity(self.size));
-        self.complete
-            .push(std::mem::replace(&mut self.current, next));
+        let next = self.pool.take(Self::capacity(self.size));
+        self.push(next);
+    }
+
+    /// Completes the current chunk and puts `next` in its place.
+    fn push(&mut self, next: Vec<u8>) {
+        let text = std::mem::replace(&mut self.current, next);
+        self.complete.push(Chunk {
+            text,
+            pool: Arc::clone(&self.pool),
+        });
     }
 }
 
@@ -68,16 +137,16 @@ pub struct Scrape {
 impl Scrape {
     pub(super) fn new(metrics: Metrics, chunk_size: usize) -> Scrape {
         Scrape {
+            chunks: Chunks::new(chunk_size, Arc::clone(&metrics.pool)),
             metrics,
             next: 0,
-            chunks: Chunks::new(chunk_size),
         }
     }
 
     /// Writes families until at least one chunk is complete or every family is written, and
     /// returns the complete chunks, with the last, shorter chunk after the last family.
     /// Returns no chunks once the whole scrape has been returned.
-    pub fn next_chunks(&mut self) -> Vec<Vec<u8>> {
+    pub fn next_chunks(&mut self) -> Vec<Chunk> {
         let families = &self.metrics.families.0;
         while self.chunks.complete.is_empty() && self.next < families.len() {
             let (name, source) = &families[self.next];
@@ -98,8 +167,7 @@ impl Scrape {
             }
         }
         if self.next == families.len() && !self.chunks.current.is_empty() {
-            let last = std::mem::take(&mut self.chunks.current);
-            self.chunks.complete.push(last);
+            self.chunks.push(Vec::new());
         }
         std::mem::take(&mut self.chunks.complete)
     }

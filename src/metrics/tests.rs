@@ -28,7 +28,7 @@ fn scrape_chunks(metrics: &Metrics, chunk_size: usize) -> Vec<Vec<u8>> {
         if next.is_empty() {
             return chunks;
         }
-        chunks.extend(next);
+        chunks.extend(next.iter().map(|chunk| chunk.as_ref().to_vec()));
     }
 }
 

@@ -1,8 +1,9 @@
-//! Encodes the metrics of N endpoints in-process, for profiling a scrape.
+//! Writes the scrape of N endpoints in-process, in the chunks that the daemon streams, for
+//! profiling a scrape. Each chunk is dropped once counted, as the server drops it once sent.
 //!
 //! ```sh
 //! cargo build --release --example scrape_profile
-//! valgrind --tool=callgrind --toggle-collect='ratewatch::metrics::Metrics::encode' \
+//! valgrind --tool=callgrind --toggle-collect='ratewatch::metrics::scrape::Scrape::next_chunks' \
 //!     target/release/examples/scrape_profile 10000
 //! ```
 //!
@@ -16,7 +17,8 @@ use std::time::Instant;
 use ratewatch::metrics::{EndpointMetrics, Metrics};
 use ratewatch::secret::SecretSource;
 
-/// Scrapes encoded after the first, which sizes the buffer of the ones after it.
+/// Scrapes written after the first. Their page faults show whether the allocator reuses the
+/// memory of the scrape before.
 const SCRAPES: usize = 2;
 
 fn main() {
@@ -46,7 +48,18 @@ fn main() {
     for scrape in 0..=SCRAPES {
         let faults = minor_faults();
         let start = Instant::now();
-        let bytes = metrics.encode().1.len();
+        let mut writer = metrics.scrape();
+        let mut bytes = 0;
+        loop {
+            let chunks = writer.next_chunks();
+            if chunks.is_empty() {
+                break;
+            }
+            bytes += chunks
+                .iter()
+                .map(|chunk| chunk.as_ref().len())
+                .sum::<usize>();
+        }
         let elapsed = start.elapsed();
         let faults = minor_faults() - faults;
         println!(

@@ -1,6 +1,7 @@
 //! The Prometheus metrics the daemon serves, on registries it owns.
 //!
-//! A scrape writes one family at a time. The series of an endpoint live in one compact struct
+//! A scrape writes one family at a time, into chunks of bounded size that the web server
+//! streams (see `scrape`). The series of an endpoint live in one compact struct
 //! (see `series`): its label values once, and atomics or small lists for the values. A scrape
 //! writes the text of their families straight from those values (see `family`). Each other
 //! family sits on a registry of its own, which a scrape gathers and runs through
@@ -11,13 +12,10 @@
 //! a label.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use prometheus::{
-    Encoder, Gauge, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
-    core::Collector,
-};
+use prometheus::{Gauge, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, core::Collector};
 
 use crate::classify::Class;
 use crate::config::Endpoint;
@@ -25,10 +23,12 @@ use crate::headroom::{CreditError, HeaderError, RetryAfterForm};
 use crate::ratelimit::format_window;
 
 mod family;
+mod scrape;
 mod series;
 mod text;
 
 use family::Family;
+pub use scrape::{Chunk, Scrape};
 use series::{Series, Store, Upstream, WindowSeries, bump};
 
 /// The reason a scheduled probe was not sent, a bounded label value.
@@ -68,6 +68,9 @@ impl SkipReason {
         }
     }
 }
+
+/// The `Content-Type` of a scrape: the Prometheus text format, version 0.0.4.
+pub const CONTENT_TYPE: &str = prometheus::TEXT_FORMAT;
 
 /// A metric that could not be created or registered.
 #[derive(Debug, thiserror::Error)]
@@ -142,8 +145,8 @@ fn tls_handshake_failures(families: &mut Families) -> Result<IntCounterVec, Metr
 #[derive(Clone)]
 pub struct Metrics {
     families: Arc<Families>,
-    /// The size of the last encoding, to reserve the next one's buffer at once.
-    last_size: Arc<AtomicUsize>,
+    /// The chunk buffers that scrapes reuse.
+    pool: Arc<scrape::ChunkPool>,
     /// The series of every endpoint.
     store: Arc<Store>,
     /// 1 after a successful config load or reload, 0 after a failed reload.
@@ -199,7 +202,7 @@ impl Metrics {
 
         Ok(Metrics {
             families: Arc::new(r),
-            last_size: Arc::new(AtomicUsize::new(0)),
+            pool: Arc::default(),
             store,
             reload_successful,
             reload_timestamp,
@@ -208,26 +211,34 @@ impl Metrics {
         })
     }
 
-    /// Encodes every metric in the Prometheus text format.
+    /// Starts a scrape of every metric in the Prometheus text format, written in chunks of
+    /// about 1 MiB.
+    #[must_use]
+    pub fn scrape(&self) -> Scrape {
+        Scrape::new(self.clone(), scrape::CHUNK_SIZE)
+    }
+
+    /// Starts a scrape written in chunks of about `chunk_size` bytes.
+    #[cfg(test)]
+    pub(crate) fn scrape_in_chunks(&self, chunk_size: usize) -> Scrape {
+        Scrape::new(self.clone(), chunk_size)
+    }
+
+    /// Encodes every metric in the Prometheus text format into one buffer, and returns it
+    /// with its content type. The web server streams [`Metrics::scrape`] instead.
     #[must_use]
     pub fn encode(&self) -> (String, Vec<u8>) {
-        let encoder = TextEncoder::new();
-        let last = self.last_size.load(Ordering::Relaxed);
-        let mut buffer = Vec::with_capacity(last + last / 8);
-        for (name, source) in &self.families.0 {
-            match source {
-                Source::Registry(registry) => {
-                    // Encoding into a Vec cannot fail on I/O, and every family has valid names
-                    // by construction, so an error here would be a bug in this module.
-                    if let Err(e) = encoder.encode(&registry.gather(), &mut buffer) {
-                        tracing::error!(family = %name, error = %e, "cannot encode metrics");
-                    }
-                }
-                Source::Compact(family) => family.write(&self.store, &mut buffer),
+        let mut scrape = self.scrape();
+        let mut chunks = Vec::new();
+        loop {
+            let next = scrape.next_chunks();
+            if next.is_empty() {
+                break;
             }
+            chunks.extend(next);
         }
-        self.last_size.store(buffer.len(), Ordering::Relaxed);
-        (encoder.format_type().to_owned(), buffer)
+        let text: Vec<&[u8]> = chunks.iter().map(AsRef::as_ref).collect();
+        (CONTENT_TYPE.to_owned(), text.concat())
     }
 
     /// Returns the handles of one endpoint and sets its static series. An endpoint that

@@ -13,6 +13,7 @@ pub use serve::{DRAIN_TIMEOUT, HEADER_READ_TIMEOUT, serve};
 
 use std::sync::Arc;
 
+use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
@@ -22,7 +23,7 @@ use axum::{Json, Router};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::metrics::Metrics;
+use crate::metrics::{self, Metrics, Scrape};
 use crate::status::{Snapshot, StatusBoard};
 use crate::webconfig::LiveWebConfig;
 
@@ -96,9 +97,78 @@ async fn apply_web_config(
     response
 }
 
+/// Chunks of a scrape that wait for the client before the next chunk is written. Each chunk
+/// is about 1 MiB.
+const SCRAPE_CHUNKS_QUEUED: usize = 2;
+
+/// A scrape that failed while its response was being sent.
+#[derive(Debug, thiserror::Error)]
+#[error("writing the scrape failed: {0}")]
+struct ScrapeError(#[from] tokio::task::JoinError);
+
+/// A chunk of a scrape, or the error that ends its response early.
+type ScrapeChunk = Result<Bytes, ScrapeError>;
+
+/// Streams a scrape. A task writes it on blocking threads while earlier chunks are sent, so no
+/// runtime worker writes it and no buffer holds all of it.
 async fn metrics(State(state): State<AppState>) -> Response {
-    let (content_type, body) = state.metrics.encode();
-    ([(header::CONTENT_TYPE, content_type)], body).into_response()
+    let (sender, mut receiver) = mpsc::channel(SCRAPE_CHUNKS_QUEUED);
+    tokio::spawn(send_scrape(state.metrics.scrape(), sender));
+    let chunks = futures_util::stream::poll_fn(move |context| receiver.poll_recv(context));
+    (
+        [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
+        Body::from_stream(chunks),
+    )
+        .into_response()
+}
+
+/// The outcome of sending a scrape.
+#[derive(Debug, PartialEq, Eq)]
+enum ScrapeEnd {
+    /// Every chunk was sent.
+    Complete,
+    /// The response body was dropped, because the client closed the connection or the
+    /// request was a `HEAD`, so the rest of the scrape was not written.
+    Dropped,
+    /// Writing a chunk failed, and the response ends with an error.
+    Failed,
+}
+
+/// Writes the chunks of a scrape, a few families at a time on a blocking thread, and sends
+/// each to `sender`. Writing stops as soon as the receiver is dropped.
+async fn send_scrape(mut scrape: Scrape, sender: mpsc::Sender<ScrapeChunk>) -> ScrapeEnd {
+    loop {
+        if sender.is_closed() {
+            return ScrapeEnd::Dropped;
+        }
+        let written = tokio::task::spawn_blocking(move || {
+            let chunks = scrape.next_chunks();
+            (scrape, chunks)
+        })
+        .await;
+        let chunks = match written {
+            Ok((rest, chunks)) => {
+                scrape = rest;
+                chunks
+            }
+            Err(e) => {
+                let error = ScrapeError::from(e);
+                tracing::error!(error = %error, "writing the scrape failed, so its response ends early");
+                // An error in the body makes the server abort the response, so the client
+                // does not take the text sent so far for a whole scrape.
+                let _ = sender.send(Err(error)).await;
+                return ScrapeEnd::Failed;
+            }
+        };
+        if chunks.is_empty() {
+            return ScrapeEnd::Complete;
+        }
+        for chunk in chunks {
+            if sender.send(Ok(Bytes::from_owner(chunk))).await.is_err() {
+                return ScrapeEnd::Dropped;
+            }
+        }
+    }
 }
 
 async fn healthy() -> &'static str {
@@ -182,10 +252,94 @@ async fn reload(State(state): State<AppState>) -> Response {
 
 #[cfg(test)]
 mod tests {
+    use std::fmt::Write as _;
+
+    use futures_util::StreamExt as _;
+    use tower::ServiceExt as _;
+
     use super::*;
     use crate::config;
+    use crate::metrics::EndpointMetrics;
     use crate::secret::SecretSource;
     use crate::status::EndpointStatus;
+
+    /// Returns metrics with `count` endpoints, and their handles, which keep the series.
+    fn metrics_with_endpoints(count: usize) -> (Metrics, Vec<EndpointMetrics>) {
+        let mut text =
+            String::from("apis:\n  - name: a\n    base_url: http://127.0.0.1:9/\n    endpoints:\n");
+        for i in 0..count {
+            writeln!(text, "      - {{ name: e{i}, path: p{i}, interval: 10s }}").unwrap();
+        }
+        let config = config::parse(&text, "t.yml", &SecretSource::from_env()).unwrap();
+        let metrics = Metrics::new().unwrap();
+        let handles = config
+            .endpoints
+            .iter()
+            .map(|e| metrics.endpoint(e))
+            .collect();
+        (metrics, handles)
+    }
+
+    #[tokio::test]
+    async fn metrics_body_equals_encode() {
+        // About 4.4 KiB per endpoint, so the scrape spans two chunks of 1 MiB.
+        let (metrics, _handles) = metrics_with_endpoints(400);
+        let expected = metrics.encode().1;
+        let state = AppState {
+            metrics,
+            board: Arc::new(StatusBoard::default()),
+            reload: None,
+            web: None,
+        };
+        let request = Request::get("/metrics").body(Body::empty()).unwrap();
+        let response = router(state).oneshot(request).await.unwrap();
+
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            "text/plain; version=0.0.4"
+        );
+        let mut frames = 0;
+        let mut body = Vec::new();
+        let mut stream = response.into_body().into_data_stream();
+        while let Some(chunk) = stream.next().await {
+            body.extend_from_slice(&chunk.unwrap());
+            frames += 1;
+        }
+        assert!(frames > 1, "the body came in {frames} frame");
+        assert_eq!(body.len(), expected.len());
+        assert!(body == expected, "the streamed body differs from encode()");
+    }
+
+    #[tokio::test]
+    async fn send_scrape_sends_every_chunk() {
+        let (metrics, _handles) = metrics_with_endpoints(20);
+        let (sender, mut receiver) = mpsc::channel(1);
+        let task = tokio::spawn(send_scrape(metrics.scrape_in_chunks(1024), sender));
+        let mut body = Vec::new();
+        while let Some(chunk) = receiver.recv().await {
+            body.extend_from_slice(&chunk.unwrap());
+        }
+
+        assert_eq!(task.await.unwrap(), ScrapeEnd::Complete);
+        assert!(
+            body == metrics.encode().1,
+            "the sent chunks differ from encode()"
+        );
+    }
+
+    #[tokio::test]
+    async fn send_scrape_stops_when_receiver_dropped() {
+        // About 88 chunks of 1 KiB, far more than the channel holds.
+        let (metrics, _handles) = metrics_with_endpoints(20);
+        let (sender, mut receiver) = mpsc::channel(1);
+        let task = tokio::spawn(send_scrape(metrics.scrape_in_chunks(1024), sender));
+        let first = receiver.recv().await.unwrap().unwrap();
+        assert!(!first.is_empty());
+        drop(receiver);
+
+        assert_eq!(task.await.unwrap(), ScrapeEnd::Dropped);
+    }
 
     #[test]
     fn status_json_has_each_key_once() {

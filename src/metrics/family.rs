@@ -17,6 +17,7 @@ use crate::classify::Class;
 use crate::headroom::{CreditError, HeaderError, RetryAfterForm};
 
 use super::SkipReason;
+use super::scrape::Chunks;
 use super::series::{DURATION_BUCKETS, Endpoints, Series, Store, lock};
 use super::text::{self, Kind, POSITIVE_INF};
 
@@ -300,11 +301,12 @@ impl Family {
     ///
     /// The store stays locked for reading while the family is written, and the list of an
     /// endpoint (its responses, windows, quotas or info) while that endpoint's samples are.
-    pub(super) fn write(self, store: &Store, out: &mut Vec<u8>) {
+    /// A long family spans several chunks.
+    pub(super) fn write(self, store: &Store, chunks: &mut Chunks) {
         let meta = self.meta();
-        let start = out.len();
-        text::write_header(out, meta.name, meta.help, meta.kind);
-        let header_end = out.len();
+        let start = chunks.current.len();
+        text::write_header(&mut chunks.current, meta.name, meta.help, meta.kind);
+        let header_end = chunks.current.len();
         let bounded_values = self.bounded_values();
         let mut bounded = Vec::new();
         sort_indices(&mut bounded, &bounded_values, Ord::cmp);
@@ -314,7 +316,8 @@ impl Family {
             Vec::new()
         };
         let mut family = FamilyText {
-            out,
+            chunks,
+            header_end: Some(header_end),
             name: meta.name,
             bounded_values,
             bounded,
@@ -330,13 +333,14 @@ impl Family {
                     _ => {
                         for series in endpoints.values() {
                             self.write_endpoint(series, &mut family);
+                            family.cut_if_full();
                         }
                     }
                 }
             }
         }
-        if out.len() == header_end {
-            out.truncate(start);
+        if family.header_end == Some(family.chunks.current.len()) {
+            family.chunks.current.truncate(start);
         }
     }
 
@@ -379,7 +383,9 @@ impl Family {
 
 /// The text of one family being written, and what its samples share.
 struct FamilyText<'a> {
-    out: &'a mut Vec<u8>,
+    chunks: &'a mut Chunks,
+    /// The end of the family's header in the current chunk, until a chunk is cut after it.
+    header_end: Option<usize>,
     name: &'static str,
     /// The values of the family's bounded label, indexed like the counters of a [`Series`].
     bounded_values: Vec<&'static str>,
@@ -393,7 +399,20 @@ struct FamilyText<'a> {
 
 impl FamilyText<'_> {
     fn sample(&mut self, labels: &[(&str, &str)], value: f64) {
-        text::write_sample(self.out, self.name, "", labels, value);
+        text::write_sample(&mut self.chunks.current, self.name, "", labels, value);
+    }
+
+    /// Completes the current chunk when it is full and contains a sample of this family. A chunk
+    /// never ends right after the header, so `write` can still remove the header of a family
+    /// without samples.
+    fn cut_if_full(&mut self) {
+        let has_sample = self
+            .header_end
+            .is_none_or(|end| self.chunks.current.len() > end);
+        if has_sample && self.chunks.is_full() {
+            self.chunks.cut();
+            self.header_end = None;
+        }
     }
 
     fn optional(&mut self, labels: &[(&str, &str)], value: Option<f64>) {
@@ -438,6 +457,7 @@ impl FamilyText<'_> {
                     ("endpoint", &*s.endpoint),
                 ];
                 self.sample(&labels, load(&s.results[index]));
+                self.cut_if_full();
             }
         }
     }
@@ -458,6 +478,7 @@ impl FamilyText<'_> {
             let code = std::str::from_utf8(&digits[..length]).unwrap_or_default();
             let labels = [("api", &*s.api), ("code", code), ("endpoint", &*s.endpoint)];
             self.sample(&labels, count as f64);
+            self.cut_if_full();
         }
     }
 
@@ -466,17 +487,35 @@ impl FamilyText<'_> {
         let (cumulative, sum, count) = s.duration.snapshot();
         for (le, bucket) in self.le_values.iter().zip(cumulative) {
             let labels = [("api", &*s.api), ("endpoint", &*s.endpoint), ("le", &**le)];
-            text::write_sample(self.out, self.name, "_bucket", &labels, bucket as f64);
+            text::write_sample(
+                &mut self.chunks.current,
+                self.name,
+                "_bucket",
+                &labels,
+                bucket as f64,
+            );
         }
         let labels = [
             ("api", &*s.api),
             ("endpoint", &*s.endpoint),
             ("le", POSITIVE_INF),
         ];
-        text::write_sample(self.out, self.name, "_bucket", &labels, count as f64);
+        text::write_sample(
+            &mut self.chunks.current,
+            self.name,
+            "_bucket",
+            &labels,
+            count as f64,
+        );
         let endpoint = endpoint_labels(s);
-        text::write_sample(self.out, self.name, "_sum", &endpoint, sum);
-        text::write_sample(self.out, self.name, "_count", &endpoint, count as f64);
+        text::write_sample(&mut self.chunks.current, self.name, "_sum", &endpoint, sum);
+        text::write_sample(
+            &mut self.chunks.current,
+            self.name,
+            "_count",
+            &endpoint,
+            count as f64,
+        );
     }
 
     /// Writes `ratewatch_endpoint_info` of one endpoint, sorted by `expects_success`, then by

@@ -19,6 +19,19 @@ fn scrape(metrics: &Metrics) -> String {
     String::from_utf8(metrics.encode().1).unwrap()
 }
 
+/// Writes a scrape in chunks of about `chunk_size` bytes and returns every chunk.
+fn scrape_chunks(metrics: &Metrics, chunk_size: usize) -> Vec<Vec<u8>> {
+    let mut scrape = metrics.scrape_in_chunks(chunk_size);
+    let mut chunks = Vec::new();
+    loop {
+        let next = scrape.next_chunks();
+        if next.is_empty() {
+            return chunks;
+        }
+        chunks.extend(next.iter().map(|chunk| chunk.as_ref().to_vec()));
+    }
+}
+
 /// Returns the value of the sample whose name and labels are exactly `series`.
 fn sample(text: &str, series: &str) -> Option<f64> {
     text.lines()
@@ -49,6 +62,70 @@ fn labelled_counters_start_at_zero_on_registration() {
     }
     let series = "ratewatch_rate_limited_unexpected_total{api=\"sim\",endpoint=\"e\"}";
     assert_eq!(sample(&text, series), Some(0.0), "{series}");
+}
+
+#[test]
+fn chunks_join_to_encode() {
+    let metrics = Metrics::new().unwrap();
+    // Endpoint `e` has no credit series, so chunks are cut next to families without samples,
+    // whose header must not be written.
+    let handles: Vec<EndpointMetrics> = endpoints().iter().map(|e| metrics.endpoint(e)).collect();
+    handles[0].result(
+        Class::Ok,
+        Some(200),
+        true,
+        Duration::from_millis(20),
+        UNIX_EPOCH,
+    );
+    let whole = metrics.encode().1;
+    assert!(
+        !String::from_utf8_lossy(&whole)
+            .contains("ratewatch_credit_balance{api=\"sim\",endpoint=\"e\"}"),
+        "endpoint e has a credit series"
+    );
+
+    for size in [1, 64, 4096] {
+        let chunks = scrape_chunks(&metrics, size);
+        assert_eq!(chunks.concat(), whole, "chunk size {size}");
+        let (last, full) = chunks.split_last().unwrap();
+        assert!(!last.is_empty(), "chunk size {size}: empty last chunk");
+        for chunk in full {
+            assert!(
+                chunk.len() >= size,
+                "chunk size {size}: a chunk before the last has {} bytes",
+                chunk.len()
+            );
+        }
+    }
+}
+
+#[test]
+fn chunks_end_soon_after_size() {
+    let metrics = Metrics::new().unwrap();
+    let text = (0..200).fold(
+        String::from("apis:\n  - name: sim\n    base_url: http://127.0.0.1:9/\n    endpoints:\n"),
+        |text, i| text + &format!("      - {{ name: e{i}, path: p{i}, interval: 10s }}\n"),
+    );
+    let config = config::parse(&text, "test.yml", &SecretSource::from_env()).unwrap();
+    let _handles: Vec<EndpointMetrics> = config
+        .endpoints
+        .iter()
+        .map(|e| metrics.endpoint(e))
+        .collect();
+
+    let size = 16 << 10;
+    let chunks = scrape_chunks(&metrics, size);
+    assert!(chunks.len() > 10, "only {} chunks", chunks.len());
+    // A chunk ends at the first check past `size`. Between two checks the writer writes at
+    // most one endpoint's samples of one family, or one family without per-endpoint series,
+    // each far below 2 KiB here.
+    for chunk in &chunks {
+        assert!(
+            chunk.len() < size + 2048,
+            "a chunk has {} bytes for a chunk size of {size}",
+            chunk.len()
+        );
+    }
 }
 
 #[test]
@@ -482,7 +559,10 @@ mod matches_model {
         fn assert_same(&self) -> Result<(), TestCaseError> {
             let compact = scrape(&self.compact);
             let model = String::from_utf8(self.model.encode().1).unwrap();
-            prop_assert_eq!(compact, model);
+            prop_assert_eq!(&compact, &model);
+            // Chunks of one byte are cut at every point where a chunk can end.
+            let chunked = String::from_utf8(scrape_chunks(&self.compact, 1).concat()).unwrap();
+            prop_assert_eq!(chunked, model);
             Ok(())
         }
     }

@@ -32,6 +32,9 @@ struct Sample {
     rss_ready: u64,
     scrape: Duration,
     scrape_bytes: usize,
+    /// The median time of a scrape that requests gzip, and its compressed size.
+    gzip_scrape: Duration,
+    gzip_bytes: usize,
     series: usize,
     rss_after: u64,
     peak: u64,
@@ -103,8 +106,11 @@ fn measure(binary: &str, endpoints: usize) -> Sample {
     let pid = daemon.id();
     let rss_ready = proc_status(pid, "VmRSS:");
 
+    // No automatic decompression: the plain scrapes send no Accept-Encoding, and the gzip
+    // scrapes measure the compressed bytes as they arrive.
     let client = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(120))
+        .no_gzip()
         .build()
         .unwrap();
     let mut times = Vec::with_capacity(SCRAPES);
@@ -119,6 +125,21 @@ fn measure(binary: &str, endpoints: usize) -> Sample {
         times.push(start.elapsed());
     }
     times.sort();
+    let mut gzip_times = Vec::with_capacity(SCRAPES);
+    let mut gzip_bytes = 0;
+    for _ in 0..SCRAPES {
+        let start = Instant::now();
+        let response = client
+            .get(format!("{base}/metrics"))
+            .header(reqwest::header::ACCEPT_ENCODING, "gzip")
+            .send()
+            .unwrap();
+        // A baseline built before gzip support answers in plain text, which these numbers
+        // then show.
+        gzip_bytes = response.bytes().unwrap().len();
+        gzip_times.push(start.elapsed());
+    }
+    gzip_times.sort();
     let series = body
         .lines()
         .filter(|line| line.starts_with("ratewatch_") && line.contains("endpoint=\""))
@@ -129,6 +150,8 @@ fn measure(binary: &str, endpoints: usize) -> Sample {
         rss_ready,
         scrape: times[SCRAPES / 2],
         scrape_bytes: body.len(),
+        gzip_scrape: gzip_times[SCRAPES / 2],
+        gzip_bytes,
         series,
         rss_after: proc_status(pid, "VmRSS:"),
         peak: proc_status(pid, "VmHWM:"),
@@ -145,14 +168,16 @@ fn print_sample(label: &str, s: &Sample) {
     let kib = |bytes: u64| s.per_endpoint(bytes as f64) / 1024.0;
     println!(
         "{label:<9} {:>6} endpoints: ready {:>7.2?}, RSS {:>7.1} MiB ({:>5.1} KiB/endpoint), \
-         scrape {:>8.2?} for {:>6.1} MiB and {} endpoint series, RSS after scrapes {:>7.1} MiB, \
-         peak {:>7.1} MiB ({:>5.1} KiB/endpoint)",
+         scrape {:>8.2?} for {:>6.1} MiB (gzip {:>8.2?} for {:>5.1} MiB) and {} endpoint series, \
+         RSS after scrapes {:>7.1} MiB, peak {:>7.1} MiB ({:>5.1} KiB/endpoint)",
         s.endpoints,
         s.ready,
         mib(s.rss_ready),
         kib(s.rss_ready),
         s.scrape,
         mib(s.scrape_bytes as u64),
+        s.gzip_scrape,
+        mib(s.gzip_bytes as u64),
         s.series,
         mib(s.rss_after),
         mib(s.peak),
@@ -164,11 +189,13 @@ fn print_sample(label: &str, s: &Sample) {
 type Cost = (&'static str, fn(&Sample) -> f64);
 
 #[allow(clippy::cast_precision_loss, reason = "sizes are far below 2^52")]
-const COSTS: [Cost; 5] = [
+const COSTS: [Cost; 7] = [
     ("ready time", |s| s.ready.as_secs_f64()),
     ("RSS when ready", |s| s.rss_ready as f64),
     ("scrape time", |s| s.scrape.as_secs_f64()),
     ("scrape bytes", |s| s.scrape_bytes as f64),
+    ("gzip scrape time", |s| s.gzip_scrape.as_secs_f64()),
+    ("gzip scrape bytes", |s| s.gzip_bytes as f64),
     ("peak RSS", |s| s.peak as f64),
 ];
 

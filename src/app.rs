@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
@@ -135,7 +136,10 @@ pub async fn run(
             let listener = TlsListener::new(listener, web, failures).map_err(StartError::Tls)?;
             tokio::spawn(web::serve(listener, router, stopped))
         }
-        _ => tokio::spawn(web::serve(listener, router, stopped)),
+        _ => {
+            let listener = listener.tap_io(|tcp| web::disable_nagle(tcp));
+            tokio::spawn(web::serve(listener, router, stopped))
+        }
     };
     if let Some(web) = &options.web_config {
         tracing::info!(file = %web.path().display(), web = %web.current().summary(), "web config loaded");

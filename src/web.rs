@@ -9,7 +9,7 @@
 mod page;
 mod serve;
 
-pub use serve::{DRAIN_TIMEOUT, HEADER_READ_TIMEOUT, serve};
+pub use serve::{DRAIN_TIMEOUT, HEADER_READ_TIMEOUT, disable_nagle, serve};
 
 use std::sync::Arc;
 
@@ -22,6 +22,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
+use tower_http::CompressionLevel;
+use tower_http::compression::CompressionLayer;
 
 use crate::metrics::{self, Metrics, Scrape};
 use crate::status::{Snapshot, StatusBoard};
@@ -48,7 +50,7 @@ pub fn router(state: AppState) -> Router {
     let web = state.web.clone();
     let router = Router::new()
         .route("/", get(status_page))
-        .route("/metrics", get(metrics))
+        .route("/metrics", get(metrics).layer(metrics_compression()))
         .route("/api/v1/status", get(status_json))
         .route("/-/healthy", get(healthy))
         .route("/-/ready", get(ready))
@@ -102,6 +104,15 @@ async fn apply_web_config(
 const SCRAPE_CHUNKS_QUEUED: usize = 2;
 
 /// A scrape that failed while its response was being sent.
+/// Compresses a scrape with gzip when the request accepts it, as Prometheus does by default. The
+/// fastest level keeps the CPU cost of a scrape low; a scrape's text is repetitive, so even
+/// that level shrinks it several times.
+fn metrics_compression() -> CompressionLayer {
+    CompressionLayer::new()
+        .gzip(true)
+        .quality(CompressionLevel::Fastest)
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("writing the scrape failed: {0}")]
 struct ScrapeError(#[from] tokio::task::JoinError);
@@ -309,6 +320,66 @@ mod tests {
         assert!(frames > 1, "the body came in {frames} frame");
         assert_eq!(body.len(), expected.len());
         assert!(body == expected, "the streamed body differs from encode()");
+    }
+
+    #[tokio::test]
+    async fn metrics_gzip_only_when_accepted() {
+        let (metrics, _handles) = metrics_with_endpoints(400);
+        let expected = metrics.encode().1;
+        let state = AppState {
+            metrics,
+            board: Arc::new(StatusBoard::default()),
+            reload: None,
+            web: None,
+        };
+
+        let request = Request::get("/metrics")
+            .header(header::ACCEPT_ENCODING, "gzip")
+            .body(Body::empty())
+            .unwrap();
+        let response = router(state.clone()).oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()[header::CONTENT_ENCODING], "gzip");
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            "text/plain; version=0.0.4"
+        );
+        let compressed = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let mut text = Vec::new();
+        std::io::Read::read_to_end(
+            &mut flate2::read::GzDecoder::new(&compressed[..]),
+            &mut text,
+        )
+        .unwrap();
+        assert!(text == expected, "the gzip body differs from encode()");
+        assert!(
+            compressed.len() * 4 < expected.len(),
+            "{} bytes compressed to {}",
+            expected.len(),
+            compressed.len()
+        );
+
+        for accept in [None, Some("identity"), Some("br")] {
+            let mut request = Request::get("/metrics");
+            if let Some(accept) = accept {
+                request = request.header(header::ACCEPT_ENCODING, accept);
+            }
+            let response = router(state.clone())
+                .oneshot(request.body(Body::empty()).unwrap())
+                .await
+                .unwrap();
+            assert_eq!(
+                response.headers().get(header::CONTENT_ENCODING),
+                None,
+                "{accept:?}"
+            );
+            let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            assert!(body == expected, "plain body differs for {accept:?}");
+        }
     }
 
     #[tokio::test]

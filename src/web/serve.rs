@@ -23,6 +23,15 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long open connections may take to finish after `stop` before they are dropped.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Turns off Nagle's algorithm on an accepted connection. A streamed or compressed response
+/// ends in small writes, and with Nagle on, the last one waits for the client's delayed ACK
+/// (40ms on Linux) before it is sent.
+pub fn disable_nagle(stream: &tokio::net::TcpStream) {
+    if let Err(error) = stream.set_nodelay(true) {
+        tracing::debug!(error = %error, "cannot set TCP_NODELAY on a connection");
+    }
+}
+
 /// Serves `router` on `listener` until `stop` completes, then lets open connections finish
 /// their requests for at most [`DRAIN_TIMEOUT`].
 pub async fn serve<L>(mut listener: L, router: Router, stop: impl Future<Output = ()>)

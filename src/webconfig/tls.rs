@@ -385,7 +385,10 @@ async fn accept_loop(
     let pending = Arc::new(PendingHandshakes::default());
     loop {
         let (stream, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
+            Ok((stream, peer)) => {
+                crate::web::disable_nagle(&stream);
+                (stream, peer)
+            }
             Err(e) => {
                 // Running out of file descriptors is the usual cause; waiting lets some close.
                 tracing::warn!(error = %e, "cannot accept a connection; retrying in 100ms");

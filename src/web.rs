@@ -11,7 +11,7 @@ mod serve;
 
 pub use serve::{DRAIN_TIMEOUT, HEADER_READ_TIMEOUT, disable_nagle, serve};
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
@@ -21,7 +21,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 use tower_http::CompressionLevel;
 use tower_http::compression::CompressionLayer;
 
@@ -103,7 +103,6 @@ async fn apply_web_config(
 /// is about 1 MiB.
 const SCRAPE_CHUNKS_QUEUED: usize = 2;
 
-/// A scrape that failed while its response was being sent.
 /// Compresses a scrape with gzip when the request accepts it, as Prometheus does by default. The
 /// fastest level keeps the CPU cost of a scrape low; a scrape's text is repetitive, so even
 /// that level shrinks it several times.
@@ -113,6 +112,18 @@ fn metrics_compression() -> CompressionLayer {
         .quality(CompressionLevel::Fastest)
 }
 
+/// Limits how many blocking threads write scrape chunks at once, to the number of CPUs. A
+/// client that aborts scrapes and reconnects at once would otherwise start a writer per
+/// scrape, and each writer thread can keep a glibc memory arena of its own. A permit is held
+/// only while chunks are written, never while they wait for a slow client.
+fn scrape_writers() -> &'static Semaphore {
+    static WRITERS: OnceLock<Semaphore> = OnceLock::new();
+    WRITERS.get_or_init(|| {
+        Semaphore::new(std::thread::available_parallelism().map_or(1, std::num::NonZero::get))
+    })
+}
+
+/// A scrape that failed while its response was being sent.
 #[derive(Debug, thiserror::Error)]
 #[error("writing the scrape failed: {0}")]
 struct ScrapeError(#[from] tokio::task::JoinError);
@@ -152,11 +163,19 @@ async fn send_scrape(mut scrape: Scrape, sender: mpsc::Sender<ScrapeChunk>) -> S
         if sender.is_closed() {
             return ScrapeEnd::Dropped;
         }
+        // The semaphore is never closed, so acquiring it cannot fail.
+        let Ok(permit) = scrape_writers().acquire().await else {
+            return ScrapeEnd::Failed;
+        };
+        if sender.is_closed() {
+            return ScrapeEnd::Dropped;
+        }
         let written = tokio::task::spawn_blocking(move || {
             let chunks = scrape.next_chunks();
             (scrape, chunks)
         })
         .await;
+        drop(permit);
         let chunks = match written {
             Ok((rest, chunks)) => {
                 scrape = rest;
@@ -380,6 +399,33 @@ mod tests {
                 .unwrap();
             assert!(body == expected, "plain body differs for {accept:?}");
         }
+    }
+
+    #[tokio::test]
+    async fn scrape_waits_for_writer_permit() {
+        let (metrics, _handles) = metrics_with_endpoints(20);
+        let writers = scrape_writers();
+        let all =
+            u32::try_from(std::thread::available_parallelism().map_or(1, std::num::NonZero::get))
+                .unwrap();
+        let permits = writers.acquire_many(all).await.unwrap();
+        let (sender, mut receiver) = mpsc::channel(1);
+        let task = tokio::spawn(send_scrape(metrics.scrape_in_chunks(1024), sender));
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+        assert!(
+            matches!(receiver.try_recv(), Err(mpsc::error::TryRecvError::Empty)),
+            "a chunk was written without a permit"
+        );
+
+        drop(permits);
+        let mut body = Vec::new();
+        while let Some(chunk) = receiver.recv().await {
+            body.extend_from_slice(&chunk.unwrap());
+        }
+        assert_eq!(task.await.unwrap(), ScrapeEnd::Complete);
+        assert!(body == metrics.encode().1);
     }
 
     #[tokio::test]

@@ -656,10 +656,7 @@ impl Checker<'_> {
                 continue;
             }
             let Ok(header) = HeaderName::from_bytes(name.as_bytes()) else {
-                self.report(
-                    value.referenced,
-                    format!("invalid header name {name:?}; use letters, digits and '-'"),
-                );
+                self.report(value.referenced, shape::invalid_header_name_message());
                 continue;
             };
             if CLIENT_HEADERS.contains(&header.as_str()) {
@@ -711,6 +708,10 @@ impl Checker<'_> {
         let mut first_seen: HashMap<String, (&str, Location)> = HashMap::new();
         let mut repeats = HashSet::new();
         for (name, value) in by_place {
+            // An invalid name is reported on its own, without being echoed.
+            if !shape::header_name_is_shown(name) {
+                continue;
+            }
             let folded = name.to_ascii_lowercase();
             match first_seen.get(&folded) {
                 Some(&(first, at)) => {

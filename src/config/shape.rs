@@ -158,6 +158,19 @@ pub(super) fn spaced_header_message() -> String {
     "header name with a space in it: is the colon missing after the name? Write the header name, a colon, and then text, or a secret reference such as { env: API_TOKEN } for a credential".to_owned()
 }
 
+/// Returns the message for a header name that is not a valid HTTP field name. The name is not
+/// echoed: a name joined to its value by a character other than a colon, such as
+/// `X-Api-Key=sk-...` or an escaped space, contains the value.
+pub(super) fn invalid_header_name_message() -> String {
+    "invalid header name: a header name has only letters, digits and the characters !#$%&'*+-.^_`|~, so is the colon missing after the name? The name is not shown because it may contain the value".to_owned()
+}
+
+/// Returns whether `name`, as written in the file, may be echoed in a message: only a valid
+/// HTTP field name, which cannot contain a space, an escape or a separator that joins a value.
+pub(super) fn header_name_is_shown(name: &str) -> bool {
+    http::HeaderName::from_bytes(name.as_bytes()).is_ok()
+}
+
 /// Returns the message for a required key that is not given. `parent` is the key of the list
 /// or mapping that lacks it, such as `endpoints` for an endpoint, when known.
 pub(super) fn missing_key_message(key: &str, parent: Option<&str>) -> String {
@@ -320,6 +333,9 @@ pub(super) fn invalid_value_message(key: &str, value: Option<&str>) -> String {
 /// written, `None` when it is missing. It is read to tell a number or boolean that needs
 /// quotes from other mistakes, and never echoed, because a header value may be a secret.
 fn header_value_message(name: &str, written: Option<&str>) -> String {
+    if !header_name_is_shown(name) {
+        return invalid_header_name_message();
+    }
     let reference = "a secret reference such as { env: API_TOKEN } or { file: /run/secrets/token }";
     let Some(written) = written else {
         return format!("missing value for header {name}: write text, or {reference}");

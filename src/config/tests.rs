@@ -1188,6 +1188,37 @@ fn header_key_with_space_is_never_echoed() {
 }
 
 #[test]
+fn invalid_header_name_is_never_echoed() {
+    let cases = [
+        r#""X-Broken\u0020sk-canary-Q7Z9": 1"#,
+        r#""X-Broken\tsk-canary-Q7Z9": 1"#,
+        r#""X-Broken\u00a0sk-canary-Q7Z9": true"#,
+        r#""X-Broken\nsk-canary-Q7Z9": [1]"#,
+        r#""X-Api-Key=sk-canary-Q7Z9": x"#,
+        r#""X-Api-Key=sk-canary-Q7Z9": 1"#,
+        r#""Authorization:Bearer_sk-canary-Q7Z9": x"#,
+        r#""X-Késk-canary-Q7Z9": x"#,
+    ];
+    for header in cases {
+        let text = format!(
+            "apis:\n  - name: demo\n    base_url: http://127.0.0.1:9/\n    headers:\n      {header}\n    endpoints:\n      - {{ name: a, path: x, rate_limit: 1/s }}\n"
+        );
+        let problems = problems(&text);
+        assert!(!problems.is_empty(), "{header}: accepted");
+        for problem in &problems {
+            assert_eq!(problem.line, 5, "{header}: {}", problem.message);
+            for word in ["canary", "Q7Z9", "X-Broken", "X-Api-Key", "Bearer"] {
+                assert!(
+                    !problem.message.contains(word),
+                    "{header}: {}",
+                    problem.message
+                );
+            }
+        }
+    }
+}
+
+#[test]
 fn key_before_returns_whole_key() {
     let cases = [
         ("      interval: ", Some("interval")),

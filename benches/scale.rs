@@ -16,8 +16,8 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+mod endpoints;
 
-use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use common::{Process, free_port, get, wait_for};
@@ -48,22 +48,6 @@ impl Sample {
     }
 }
 
-fn config(endpoints: usize) -> String {
-    // Port 9 on loopback (discard) is never probed: the hour-long interval keeps every first
-    // slot far away.
-    let mut text = String::from(
-        "global: { interval: 1h }\napis:\n  - name: big\n    base_url: http://127.0.0.1:9/\n    endpoints:\n",
-    );
-    for i in 0..endpoints {
-        writeln!(
-            text,
-            "      - {{ name: e{i}, path: p{i}, rate_limit: 10/hour }}"
-        )
-        .unwrap();
-    }
-    text
-}
-
 /// Reads a `/proc/PID/status` field in kB and returns bytes.
 fn proc_status(pid: u32, field: &str) -> u64 {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -82,7 +66,7 @@ fn proc_status(pid: u32, field: &str) -> u64 {
 fn measure(binary: &str, endpoints: usize) -> Sample {
     let dir = tempfile::tempdir().unwrap();
     let config_path = dir.path().join("ratewatch.yml");
-    std::fs::write(&config_path, config(endpoints)).unwrap();
+    std::fs::write(&config_path, endpoints::config(endpoints)).unwrap();
     let port = free_port();
     let args = [
         format!("--config.file={}", config_path.display()),

@@ -7,15 +7,17 @@
 //!     target/release/examples/scrape_profile 10000
 //! ```
 //!
-//! The endpoints are those of `benches/scale.rs`. The daemon itself cannot run under valgrind:
+//! The endpoints are those of `benches/scale.rs`, from `benches/endpoints/mod.rs`. The daemon itself cannot run under valgrind:
 //! rustix reads the clock through the vDSO, which valgrind does not map, and the process stops
 //! with SIGSEGV at startup. This program never reads that clock.
 
-use std::fmt::Write as _;
 use std::time::Instant;
 
 use ratewatch::metrics::{EndpointMetrics, Metrics};
 use ratewatch::secret::SecretSource;
+
+#[path = "../benches/endpoints/mod.rs"]
+mod endpoints;
 
 /// Scrapes written after the first. Their page faults show whether the allocator reuses the
 /// memory of the scrape before.
@@ -26,16 +28,7 @@ fn main() {
         .nth(1)
         .map_or(Ok(10_000), |arg| arg.parse())
         .expect("the first argument must be the number of endpoints");
-    let mut text = String::from(
-        "global: { interval: 1h }\napis:\n  - name: big\n    base_url: http://127.0.0.1:9/\n    endpoints:\n",
-    );
-    for i in 0..endpoints {
-        writeln!(
-            text,
-            "      - {{ name: e{i}, path: p{i}, rate_limit: 10/hour }}"
-        )
-        .unwrap();
-    }
+    let text = endpoints::config(endpoints);
     let config = ratewatch::config::parse(&text, "scrape_profile.yml", &SecretSource::from_env())
         .expect("the generated config is valid");
     let metrics = Metrics::new().expect("the metric families register");

@@ -310,17 +310,23 @@ mod tests {
         (metrics, handles)
     }
 
+    /// Returns the state of a router with no endpoints on its status board, no reload and no
+    /// web config.
+    fn state_with(metrics: Metrics) -> AppState {
+        AppState {
+            metrics,
+            board: Arc::new(StatusBoard::default()),
+            reload: None,
+            web: None,
+        }
+    }
+
     #[tokio::test]
     async fn metrics_body_equals_encode() {
         // About 4.4 KiB per endpoint, so the scrape spans two chunks of 1 MiB.
         let (metrics, _handles) = metrics_with_endpoints(400);
         let expected = metrics.encode().1;
-        let state = AppState {
-            metrics,
-            board: Arc::new(StatusBoard::default()),
-            reload: None,
-            web: None,
-        };
+        let state = state_with(metrics);
         let request = Request::get("/metrics").body(Body::empty()).unwrap();
         let response = router(state).oneshot(request).await.unwrap();
 
@@ -345,12 +351,7 @@ mod tests {
     async fn metrics_gzip_only_when_accepted() {
         let (metrics, _handles) = metrics_with_endpoints(400);
         let expected = metrics.encode().1;
-        let state = AppState {
-            metrics,
-            board: Arc::new(StatusBoard::default()),
-            reload: None,
-            web: None,
-        };
+        let state = state_with(metrics);
 
         let request = Request::get("/metrics")
             .header(header::ACCEPT_ENCODING, "gzip")

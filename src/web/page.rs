@@ -137,16 +137,25 @@ mod tests {
         );
     }
 
-    #[test]
-    fn slow_success_renders_as_degraded() {
-        let text = "apis:\n  - name: sim\n    base_url: http://127.0.0.1:9/\n    endpoints:\n      - { name: slow, path: s, interval: 10s, degraded_after: 500ms }\n      - { name: fast, path: f, interval: 10s, degraded_after: 500ms }\n";
+    /// Returns a fresh status for each endpoint line of API `sim`.
+    fn statuses_of(endpoints: &str) -> Vec<Arc<EndpointStatus>> {
+        let text = format!(
+            "apis:\n  - name: sim\n    base_url: http://127.0.0.1:9/\n    endpoints:\n{endpoints}"
+        );
         let config =
-            crate::config::parse(text, "t.yml", &crate::secret::SecretSource::from_env()).unwrap();
-        let statuses: Vec<Arc<EndpointStatus>> = config
+            crate::config::parse(&text, "t.yml", &crate::secret::SecretSource::from_env()).unwrap();
+        config
             .endpoints
             .iter()
             .map(|e| Arc::new(EndpointStatus::new(e)))
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn slow_success_renders_as_degraded() {
+        let statuses = statuses_of(
+            "      - { name: slow, path: s, interval: 10s, degraded_after: 500ms }\n      - { name: fast, path: f, interval: 10s, degraded_after: 500ms }\n",
+        );
         let now = SystemTime::now();
         statuses[0].result(
             Class::Ok,
@@ -197,14 +206,9 @@ mod tests {
 
     #[test]
     fn pause_replaces_next_probe() {
-        let text = "apis:\n  - name: sim\n    base_url: http://127.0.0.1:9/\n    endpoints:\n      - { name: held, path: h, interval: 10s }\n      - { name: free, path: f, interval: 10s }\n";
-        let config =
-            crate::config::parse(text, "t.yml", &crate::secret::SecretSource::from_env()).unwrap();
-        let statuses: Vec<Arc<EndpointStatus>> = config
-            .endpoints
-            .iter()
-            .map(|e| Arc::new(EndpointStatus::new(e)))
-            .collect();
+        let statuses = statuses_of(
+            "      - { name: held, path: h, interval: 10s }\n      - { name: free, path: f, interval: 10s }\n",
+        );
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
         let next = now + Duration::from_secs(4);
         statuses[0].schedule(next, Some(now + Duration::from_secs(14)), &[]);

@@ -23,7 +23,8 @@
 //! - [`check`]: the probe plan table.
 //! - [`state`]: the crash-safe local store of spent budget, pauses and last results.
 //! - [`simulate`]: a loopback simulator of the documented API, with scenario-driven faults.
-//! - `x509`: the X.509 version of certificates, which rustls requires to be 3.
+//! - `x509`: certificate files read with a size bound, and the X.509 version of
+//!   certificates, which rustls requires to be 3.
 //! - [`headroom`]: quota headroom read from responses: `Retry-After`, rate-limit headers and
 //!   credit balances in JSON bodies.
 

@@ -1,10 +1,39 @@
-//! X.509 certificate versions, for messages about certificates that rustls rejects.
+//! Certificate files: reading a PEM file with a size bound, and the X.509 version of a
+//! certificate, for messages about certificates that rustls rejects.
 //!
 //! rustls (through webpki) accepts only X.509 version 3 certificates for servers and
 //! clients, and reports any other version as `UnsupportedCertVersion`, a message that does
 //! not say what to change. `openssl x509 -req` without `-extfile` makes a version 1
 //! certificate, so this is a common mistake with a private CA. CA certificates of any version
 //! are accepted as trust anchors.
+
+use std::io::Read;
+use std::path::Path;
+
+/// The largest certificate or key file read. PEM chains are a few KiB, so a larger file is
+/// almost certainly the wrong file.
+const MAX_PEM_FILE_BYTES: u64 = 1024 * 1024;
+
+/// Reads the PEM file at `path`, at most [`MAX_PEM_FILE_BYTES`] of it. A larger file is an
+/// error that gives its size, and so is a file that grows past the bound while it is read.
+pub(crate) fn read_pem_file(path: &Path) -> std::io::Result<Vec<u8>> {
+    let too_large = |size: u64| {
+        std::io::Error::other(format!(
+            "it has {size} bytes, more than the 1 MiB a PEM file can reasonably have"
+        ))
+    };
+    let file = std::fs::File::open(path)?;
+    let size = file.metadata()?.len();
+    if size > MAX_PEM_FILE_BYTES {
+        return Err(too_large(size));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_PEM_FILE_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_PEM_FILE_BYTES {
+        return Err(too_large(bytes.len() as u64));
+    }
+    Ok(bytes)
+}
 
 /// The DER tag of a SEQUENCE.
 const SEQUENCE: u8 = 0x30;
@@ -160,6 +189,28 @@ mod tests {
     use rcgen::{CertificateParams, KeyPair};
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject;
+
+    #[test]
+    fn pem_file_read_up_to_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let at_bound = dir.path().join("at-bound.pem");
+        std::fs::write(&at_bound, vec![b'a'; MAX_PEM_FILE_BYTES as usize]).unwrap();
+        assert_eq!(
+            read_pem_file(&at_bound).unwrap().len() as u64,
+            MAX_PEM_FILE_BYTES
+        );
+
+        let over = dir.path().join("over.pem");
+        std::fs::write(&over, vec![b'a'; MAX_PEM_FILE_BYTES as usize + 1]).unwrap();
+        let message = read_pem_file(&over).unwrap_err().to_string();
+        assert_eq!(
+            message,
+            "it has 1048577 bytes, more than the 1 MiB a PEM file can reasonably have"
+        );
+
+        let missing = read_pem_file(&dir.path().join("missing.pem")).unwrap_err();
+        assert_eq!(missing.kind(), std::io::ErrorKind::NotFound);
+    }
 
     #[test]
     fn version_reads_rcgen_certificate_as_3() {

@@ -16,10 +16,6 @@ use rustls::{AlertDescription, CertificateError, ClientConfig, RootCertStore};
 
 use crate::x509;
 
-/// The largest certificate or key file read. PEM chains are a few KiB, so a larger file is
-/// almost certainly the wrong file.
-const MAX_PEM_FILE_BYTES: u64 = 1024 * 1024;
-
 /// A command-line flag and the environment variable that sets it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Flag {
@@ -243,17 +239,7 @@ impl TlsFiles {
 }
 
 fn read_pem(flag: Flag, path: &Path) -> Result<Vec<u8>, TlsError> {
-    let result = std::fs::metadata(path).and_then(|metadata| {
-        if metadata.len() > MAX_PEM_FILE_BYTES {
-            Err(std::io::Error::other(format!(
-                "it has {} bytes, more than the 1 MiB a PEM file can reasonably have",
-                metadata.len()
-            )))
-        } else {
-            std::fs::read(path)
-        }
-    });
-    result.map_err(|error| TlsError::Read {
+    x509::read_pem_file(path).map_err(|error| TlsError::Read {
         flag,
         path: path.to_owned(),
         error,

@@ -39,10 +39,6 @@ pub(super) const MAX_PENDING_HANDSHAKES: usize = 512;
 /// NAT address share the cap.
 pub(super) const MAX_PENDING_HANDSHAKES_PER_SOURCE: usize = 16;
 
-/// The largest certificate or key file read. PEM chains are a few KiB; a larger file is almost
-/// certainly the wrong file.
-const MAX_PEM_FILE_BYTES: u64 = 1024 * 1024;
-
 /// The client certificate policy of `client_auth_type`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum ClientAuth {
@@ -255,17 +251,7 @@ fn version(
 /// Reads a PEM file named in the web config, reporting a failure at the key that names it.
 fn read_pem(checker: &mut Checker<'_>, file: &Spanned<String>, key: &str) -> Option<Vec<u8>> {
     let path = checker.path(&file.value);
-    let result = std::fs::metadata(&path).and_then(|metadata| {
-        if metadata.len() > MAX_PEM_FILE_BYTES {
-            Err(std::io::Error::other(format!(
-                "it has {} bytes, more than the 1 MiB a PEM file can reasonably have",
-                metadata.len()
-            )))
-        } else {
-            std::fs::read(&path)
-        }
-    });
-    match result {
+    match x509::read_pem_file(&path) {
         Ok(bytes) => Some(bytes),
         Err(e) => {
             checker.report(file.referenced, format!("cannot read {key} {}: {e}; relative paths are resolved against the web config file's directory", shown(&path)));

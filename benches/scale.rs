@@ -118,7 +118,7 @@ fn measure(binary: &str, endpoints: usize) -> Sample {
             .header(reqwest::header::ACCEPT_ENCODING, "gzip")
             .send()
             .unwrap();
-        // A baseline built before gzip support answers in plain text, which these numbers
+        // A baseline built before gzip support sends plain text, which these numbers
         // then show.
         gzip_bytes = response.bytes().unwrap().len();
         gzip_times.push(start.elapsed());

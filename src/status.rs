@@ -279,7 +279,8 @@ impl EndpointStatus {
         }
         live.judge(self.static_part.degraded_after);
         *lock(&self.live) = live;
-        // A status is replaced at most once; a second successor would have nothing to inherit.
+        // The scheduler replaces a status at most once. If a status is inherited from twice,
+        // as some tests do, the first successor keeps receiving the forwarded results.
         let _ = previous.successor.set(Arc::clone(self));
         drop(previous_live);
     }
@@ -687,8 +688,8 @@ mod tests {
 
     #[test]
     fn restore_ignores_saved_threshold() {
-        // State written before thresholds were judged on restore also holds the threshold the
-        // probe exceeded; the new config decides instead.
+        // State written before thresholds were judged on restore also contains the threshold
+        // the probe exceeded. The new config decides instead.
         let old = r#"{"class":"ok","status_code":200,"success":true,"duration_seconds":2.5,"exceeded_seconds":2.0,"last_run":1.0,"last_success":1.0,"consecutive_failures":0,"consecutive_successes":1}"#;
         let status = status_with(", degraded_after: 3s");
         status.restore(old).unwrap();

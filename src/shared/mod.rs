@@ -451,8 +451,17 @@ async fn bounded<T>(
     operation: &'static str,
     request: impl Future<Output = Result<T, RedisError>>,
 ) -> Result<T, SharedError> {
+    let timed_out = || SharedError::Timeout {
+        url: url.as_str().to_owned(),
+        operation,
+        timeout,
+        advice: (operation == "connect" && url.is_tls()).then_some(tls::TIMEOUT_ADVICE),
+    };
     match tokio::time::timeout(timeout, request).await {
         Ok(Ok(value)) => Ok(value),
+        // The client's own connection and response timeouts equal `timeout`, so either timer
+        // can fire first; both give the same error.
+        Ok(Err(e)) if e.is_timeout() => Err(timed_out()),
         Ok(Err(e)) => {
             let mut reason = url.scrub(&e.to_string());
             if let Some(failure) = AuthFailure::of(&e) {
@@ -478,12 +487,7 @@ async fn bounded<T>(
                 reason,
             })
         }
-        Err(_) => Err(SharedError::Timeout {
-            url: url.as_str().to_owned(),
-            operation,
-            timeout,
-            advice: (operation == "connect" && url.is_tls()).then_some(tls::TIMEOUT_ADVICE),
-        }),
+        Err(_) => Err(timed_out()),
     }
 }
 
@@ -676,6 +680,27 @@ mod tests {
         );
         let none = StoreOptions::from_flags(None, "ratewatch".to_owned(), TlsFiles::default());
         assert!(none.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn client_timeout_is_the_same_error_as_our_own() {
+        let url = RedactedUrl::new("rediss://:hunter2@127.0.0.1:6380/");
+        let client_timeout = async {
+            Err::<(), _>(RedisError::from(std::io::Error::from(
+                std::io::ErrorKind::TimedOut,
+            )))
+        };
+        let error = bounded(&url, Duration::from_secs(2), "connect", client_timeout)
+            .await
+            .expect_err("a timed-out connect succeeded");
+        let ours = SharedError::Timeout {
+            url: url.as_str().to_owned(),
+            operation: "connect",
+            timeout: Duration::from_secs(2),
+            advice: Some(tls::TIMEOUT_ADVICE),
+        };
+        assert_eq!(error.to_string(), ours.to_string());
+        assert!(matches!(error, SharedError::Timeout { .. }), "{error:?}");
     }
 
     #[test]

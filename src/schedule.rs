@@ -161,7 +161,8 @@ impl<P: Prober> Scheduler<P> {
                     self.metrics.reset_static(endpoint);
                     let shared = carry_over(&old.shared, endpoint);
                     let status = Arc::new(EndpointStatus::new(endpoint));
-                    status.inherit(&old.status);
+                    let metrics = self.metrics.endpoint(endpoint);
+                    status.inherit(&old.status, |last| metrics.restore(last));
                     let first = resume_slot(&shared, endpoint, now);
                     self.start(endpoint, shared, status, first)
                 }

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use crate::classify::{Class, Health};
+use crate::classify::{Class, Expect, Health};
 use crate::config::Endpoint;
 use crate::metrics::{LastResult, unix_seconds};
 use crate::plan::format_duration;
@@ -38,6 +38,9 @@ struct Static {
     interval: String,
     interval_seconds: f64,
     expect: String,
+    /// The status codes that count as success, to judge a result again after a reload.
+    #[serde(skip)]
+    expected: Expect,
     budget: Vec<WindowView>,
     #[serde(skip)]
     degraded_after: Option<Duration>,
@@ -255,6 +258,7 @@ impl EndpointStatus {
                 interval: format_duration(endpoint.plan.interval),
                 interval_seconds: endpoint.plan.interval.as_secs_f64(),
                 expect: endpoint.expect.describe(),
+                expected: endpoint.expect.clone(),
                 budget,
                 degraded_after: endpoint.degraded_after,
                 reads_credit: endpoint.credit.is_some(),
@@ -265,9 +269,11 @@ impl EndpointStatus {
     }
 
     /// Copies the live state of another endpoint, used when a reload changes the endpoint. The
-    /// last result is judged again against this endpoint's `degraded_after`. From then on, a
-    /// probe still in flight on `previous` reports to this status instead.
-    pub fn inherit(self: &Arc<Self>, previous: &EndpointStatus) {
+    /// last result is judged again against this endpoint's `expect` and `degraded_after` (see
+    /// [`EndpointStatus::restore`]), and `record` receives it while both states are locked, so
+    /// a probe that ends meanwhile cannot record its result before it. From then on, a probe
+    /// still in flight on `previous` reports to this status instead.
+    pub fn inherit(self: &Arc<Self>, previous: &EndpointStatus, record: impl FnOnce(&LastResult)) {
         // The previous status stays locked until its successor is set, so a result that
         // arrives meanwhile is either copied here or forwarded here, never lost.
         let previous_live = lock(&previous.live);
@@ -277,8 +283,11 @@ impl EndpointStatus {
             live.credit = None;
             live.credit_updated = None;
         }
-        live.judge(self.static_part.degraded_after);
-        *lock(&self.live) = live;
+        live.rejudge(&self.static_part);
+        let mut current = lock(&self.live);
+        *current = live;
+        record(&current.last_result());
+        drop(current);
         // The scheduler replaces a status at most once. If a status is inherited from twice,
         // as some tests do, the first successor keeps receiving the forwarded results.
         let _ = previous.successor.set(Arc::clone(self));
@@ -306,25 +315,33 @@ impl EndpointStatus {
         });
     }
 
-    /// Records the result of one probe, with `detail` (empty for none) saying what happened.
-    /// A success that took longer than the endpoint's `degraded_after` is degraded, and counts
-    /// as a success in the streaks.
+    /// Records the result of one probe, with `detail` (empty for none) saying what happened,
+    /// and passes `record` whether it succeeded, while the state is locked. A success that took
+    /// longer than the endpoint's `degraded_after` is degraded, and counts as a success in the
+    /// streaks.
+    ///
+    /// Success is judged here, against the `expect` of the status that is current when the
+    /// probe ends. When a reload replaced the endpoint while the probe was in flight, that
+    /// is the new `expect`, not the one the probe was sent under.
     pub fn result(
         &self,
         class: Class,
         status: Option<u16>,
-        success: bool,
         duration: Duration,
         finished: SystemTime,
         detail: &'static str,
+        record: impl FnOnce(bool),
     ) {
         self.update_current(|live, static_part| {
             live.class = Some(class.as_str());
             live.probe_detail = (!detail.is_empty()).then_some(Cow::Borrowed(detail));
             live.status_code = status;
-            live.success = Some(success);
+            live.success = Some(false);
             live.duration_seconds = Some(duration.as_secs_f64());
+            live.judge_status(&static_part.expected);
             live.judge(static_part.degraded_after);
+            let success = live.success == Some(true);
+            record(success);
             if success {
                 live.consecutive_failures = 0;
                 live.consecutive_successes += 1;
@@ -362,8 +379,13 @@ impl EndpointStatus {
 
     /// Restores the last result and streaks saved by [`EndpointStatus::saved`], and returns
     /// the last result for the metrics. Text that does not parse is ignored and returns `None`.
-    /// A saved success is judged against this endpoint's `degraded_after`, so a threshold
-    /// changed across the restart applies at once. The probe's own detail is not saved.
+    /// The probe's own detail is not saved.
+    ///
+    /// The saved result is judged against this endpoint's `expect` and `degraded_after`, so a
+    /// config changed across the restart applies at once instead of after the next probe,
+    /// which may be a day away. When that changes whether it succeeded, the streaks start
+    /// again from this one result, because earlier results are not kept, and a new success
+    /// moves the last success time forward to its end.
     pub fn restore(&self, text: &str) -> Option<LastResult> {
         let Ok(saved) = serde_json::from_str::<Saved>(text) else {
             return None;
@@ -378,24 +400,16 @@ impl EndpointStatus {
         live.status_code = saved.status_code;
         live.success = saved.success;
         live.duration_seconds = saved.duration_seconds;
-        live.judge(self.static_part.degraded_after);
         live.last_run = saved.last_run;
         live.last_success = saved.last_success;
         live.consecutive_failures = saved.consecutive_failures;
         live.consecutive_successes = saved.consecutive_successes;
         // A balance saved while the endpoint read credit is dropped once it no longer does.
         let credit = saved.credit.filter(|_| self.static_part.reads_credit);
-        let credit_updated = saved.credit_updated.filter(|_| credit.is_some());
+        live.credit_updated = saved.credit_updated.filter(|_| credit.is_some());
         live.credit = credit;
-        live.credit_updated = credit_updated;
-        Some(LastResult {
-            success: saved.success,
-            status_code: saved.status_code,
-            last_run: saved.last_run,
-            last_success: saved.last_success,
-            credit,
-            credit_updated,
-        })
+        live.rejudge(&self.static_part);
+        Some(live.last_result())
     }
 
     /// Records skipped slots.
@@ -424,6 +438,53 @@ impl EndpointStatus {
 }
 
 impl Live {
+    /// Judges the last result against `expected`, the endpoint's `expect`, and returns
+    /// whether that changed whether it succeeded. Only a result whose class comes from its
+    /// status code can succeed: a body error, a timeout or a failed connection is a failure
+    /// whatever the endpoint expects.
+    fn judge_status(&mut self, expected: &Expect) -> bool {
+        let Some(class) = self.class else {
+            return false;
+        };
+        let success = Some(self.status_code.is_some_and(|code| {
+            class == Class::from_status(code).as_str() && expected.matches(code)
+        }));
+        let changed = self.success != success;
+        self.success = success;
+        changed
+    }
+
+    /// Judges a result recorded under another config against `current`: whether it
+    /// succeeded, then how healthy it is. A changed verdict starts the streaks again from
+    /// this result, and a new success moves `last_success` forward to the end of its probe.
+    fn rejudge(&mut self, current: &Static) {
+        if self.judge_status(&current.expected) {
+            let success = self.success == Some(true);
+            let rate_limited = self.class == Some(Class::RateLimited.as_str());
+            self.consecutive_successes = u64::from(success);
+            self.consecutive_failures = u64::from(!success && !rate_limited);
+            if success && let Some(run) = self.last_run {
+                let end = run + self.duration_seconds.unwrap_or(0.0);
+                if self.last_success.is_none_or(|last| last < end) {
+                    self.last_success = Some(end);
+                }
+            }
+        }
+        self.judge(current.degraded_after);
+    }
+
+    /// Returns the last result as the metrics show it.
+    fn last_result(&self) -> LastResult {
+        LastResult {
+            success: self.success,
+            status_code: self.status_code,
+            last_run: self.last_run,
+            last_success: self.last_success,
+            credit: self.credit,
+            credit_updated: self.credit_updated,
+        }
+    }
+
     /// Sets the health, the detail and the exceeded threshold from the last result and
     /// `threshold`, the endpoint's `degraded_after`. Only a success can be slow.
     fn judge(&mut self, threshold: Option<Duration>) {
@@ -519,11 +580,11 @@ mod tests {
         let at = SystemTime::now();
         let took = Duration::from_millis(5);
         let reason = "redirect to another origin not followed because the request carries secrets";
-        status.result(Class::Redirect, Some(302), false, took, at, reason);
+        status.result(Class::Redirect, Some(302), took, at, reason, |_| {});
         let json = serde_json::to_value(&board.snapshot()[0]).unwrap();
         assert_eq!(json["detail"], reason);
 
-        status.result(Class::Ok, Some(200), true, took, at, "");
+        status.result(Class::Ok, Some(200), took, at, "", |_| {});
         let json = serde_json::to_value(&board.snapshot()[0]).unwrap();
         assert!(json["detail"].is_null(), "{json}");
     }
@@ -533,11 +594,11 @@ mod tests {
         let status = status();
         let at = SystemTime::now();
         let took = Duration::from_millis(5);
-        status.result(Class::ServerError, Some(500), false, took, at, "");
-        status.result(Class::RateLimited, Some(429), false, took, at, "");
+        status.result(Class::ServerError, Some(500), took, at, "", |_| {});
+        status.result(Class::RateLimited, Some(429), took, at, "", |_| {});
         assert_eq!(streaks(&status), (1, 0), "after 500 then 429");
-        status.result(Class::Ok, Some(200), true, took, at, "");
-        status.result(Class::RateLimited, Some(429), false, took, at, "");
+        status.result(Class::Ok, Some(200), took, at, "", |_| {});
+        status.result(Class::RateLimited, Some(429), took, at, "", |_| {});
         assert_eq!(streaks(&status), (0, 1), "after 200 then 429");
         let snapshot = &status_board(status).snapshot()[0];
         assert_eq!(snapshot.health(), "degraded");
@@ -548,7 +609,7 @@ mod tests {
         let status = status_with(", degraded_after: 2s");
         let at = SystemTime::now();
         for took in [Duration::from_millis(5), Duration::from_secs(2)] {
-            status.result(Class::Ok, Some(200), true, took, at, "");
+            status.result(Class::Ok, Some(200), took, at, "", |_| {});
             let snapshot = snapshot_of(&status);
             assert_eq!(snapshot.health(), "up", "took {took:?}");
             assert_eq!(snapshot.detail(), None, "took {took:?}");
@@ -562,10 +623,10 @@ mod tests {
         status.result(
             Class::Ok,
             Some(200),
-            true,
             Duration::from_millis(2413),
             at,
             "",
+            |_| {},
         );
         let snapshot = snapshot_of(&status);
         assert_eq!(snapshot.health(), "degraded");
@@ -580,10 +641,10 @@ mod tests {
         status.result(
             Class::Ok,
             Some(200),
-            true,
             Duration::from_millis(10),
             at,
             "",
+            |_| {},
         );
         let snapshot = snapshot_of(&status);
         assert_eq!(snapshot.health(), "up");
@@ -593,16 +654,16 @@ mod tests {
 
     #[test]
     fn slow_success_keeps_the_probe_detail() {
-        let status = status_with(", degraded_after: 1s");
+        let status = status_with(", degraded_after: 1s, expect: [302]");
         let at = SystemTime::now();
         let reason = "redirect to another origin not followed because the request carries secrets";
         status.result(
             Class::Redirect,
             Some(302),
-            true,
             Duration::from_secs(3),
             at,
             reason,
+            |_| {},
         );
         assert_eq!(
             snapshot_of(&status).detail(),
@@ -617,12 +678,12 @@ mod tests {
         let status = status_with(", degraded_after: 1s");
         let at = SystemTime::now();
         let took = Duration::from_secs(3);
-        status.result(Class::ServerError, Some(500), false, took, at, "");
+        status.result(Class::ServerError, Some(500), took, at, "", |_| {});
         let snapshot = snapshot_of(&status);
         assert_eq!(snapshot.health(), "down");
         assert_eq!(snapshot.detail(), None);
         assert_eq!(streaks(&status), (1, 0));
-        status.result(Class::RateLimited, Some(429), false, took, at, "");
+        status.result(Class::RateLimited, Some(429), took, at, "", |_| {});
         assert_eq!(snapshot_health(&status), "degraded", "a slow 429");
     }
 
@@ -630,7 +691,7 @@ mod tests {
     fn slow_success_without_threshold_is_up() {
         let status = status();
         let at = SystemTime::now();
-        status.result(Class::Ok, Some(200), true, Duration::from_secs(9), at, "");
+        status.result(Class::Ok, Some(200), Duration::from_secs(9), at, "", |_| {});
         assert_eq!(snapshot_health(&status), "up");
     }
 
@@ -639,7 +700,7 @@ mod tests {
         let first = status_with(", degraded_after: 2s");
         let at = SystemTime::now();
         let took = Duration::from_millis(2413);
-        first.result(Class::Ok, Some(200), true, took, at, "");
+        first.result(Class::Ok, Some(200), took, at, "", |_| {});
         let saved = first.saved();
 
         let table = [
@@ -675,10 +736,10 @@ mod tests {
         first.result(
             Class::Ok,
             Some(200),
-            true,
             Duration::from_millis(10),
             at,
             "",
+            |_| {},
         );
         let second = status_with(", degraded_after: 2s");
         second.restore(&first.saved()).unwrap();
@@ -705,16 +766,16 @@ mod tests {
         let before = status_with(", degraded_after: 1s");
         let at = SystemTime::now();
         let took = Duration::from_secs(3);
-        before.result(Class::Ok, Some(200), true, took, at, detail);
+        before.result(Class::Ok, Some(200), took, at, detail, |_| {});
         assert_eq!(snapshot_health(&before), "degraded");
 
         let raised = Arc::new(status_with(", degraded_after: 5s"));
-        raised.inherit(&before);
+        raised.inherit(&before, |_| {});
         assert_eq!(snapshot_health(&raised), "up");
         assert_eq!(snapshot_of(&raised).detail(), Some(detail));
 
         let lowered = Arc::new(status_with(", degraded_after: 2s"));
-        lowered.inherit(&raised);
+        lowered.inherit(&raised, |_| {});
         assert_eq!(snapshot_health(&lowered), "degraded");
         assert_eq!(
             snapshot_of(&lowered).detail(),
@@ -769,11 +830,11 @@ mod tests {
         before.credit(42.5, SystemTime::now());
 
         let still_reading = Arc::new(status_with(", credit: { json_path: $.balance }"));
-        still_reading.inherit(&before);
+        still_reading.inherit(&before, |_| {});
         assert_eq!(snapshot_of(&still_reading).credit(), Some(42.5));
 
         let dropped = Arc::new(status());
-        dropped.inherit(&before);
+        dropped.inherit(&before, |_| {});
         assert_eq!(snapshot_of(&dropped).credit(), None);
         assert!(!dropped.saved().contains("42.5"), "{}", dropped.saved());
     }
@@ -786,15 +847,15 @@ mod tests {
         let after = Arc::new(status_with(
             ", degraded_after: 1s, credit: { json_path: $.credit }",
         ));
-        after.inherit(&before);
+        after.inherit(&before, |_| {});
         let last = Arc::new(status_with(
             ", degraded_after: 2s, credit: { json_path: $.credit }",
         ));
-        last.inherit(&after);
+        last.inherit(&after, |_| {});
 
         // The replaced task's probe ends after both reloads.
         before.credit(7.5, at);
-        before.result(Class::Ok, Some(200), true, Duration::from_secs(3), at, "");
+        before.result(Class::Ok, Some(200), Duration::from_secs(3), at, "", |_| {});
 
         let snapshot = snapshot_of(&last);
         assert_eq!(snapshot.class(), Some("ok"));
@@ -819,6 +880,114 @@ mod tests {
     }
 
     #[test]
+    fn reload_judges_last_response_by_new_expect() {
+        let before = status();
+        let sent = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        before.sent(sent);
+        let took = Duration::from_millis(250);
+        before.result(Class::Other4xx, Some(404), took, sent, "", |_| {});
+        assert_eq!(snapshot_health(&before), "down");
+
+        let mut recorded = None;
+        let accepting = Arc::new(status_with(", expect: [404]"));
+        accepting.inherit(&before, |last| recorded = Some(*last));
+        let recorded = recorded.expect("inherit recorded nothing");
+        assert_eq!(recorded.success, Some(true));
+        assert_eq!(recorded.status_code, Some(404));
+        assert_eq!(recorded.last_success, Some(1_800_000_000.25));
+        assert_eq!(snapshot_health(&accepting), "up");
+        assert_eq!(streaks(&accepting), (0, 1));
+
+        let mut recorded = None;
+        let rejecting = Arc::new(status());
+        rejecting.inherit(&accepting, |last| recorded = Some(*last));
+        assert_eq!(recorded.unwrap().success, Some(false));
+        assert_eq!(snapshot_health(&rejecting), "down");
+        assert_eq!(streaks(&rejecting), (1, 0));
+        assert_eq!(
+            snapshot_of(&rejecting).times().1,
+            Some(1_800_000_000.25),
+            "the last success time only moves forward"
+        );
+    }
+
+    #[test]
+    fn new_expect_never_turns_a_failed_read_into_success() {
+        let table = [
+            (Class::BodyError, Some(200), "body has no credit balance"),
+            (Class::Timeout, None, "timed out"),
+            (Class::ConnectError, None, "connection refused"),
+        ];
+        for (class, code, detail) in table {
+            let before = status();
+            let took = Duration::from_secs(1);
+            before.result(class, code, took, SystemTime::now(), detail, |_| {});
+            let after = Arc::new(status_with(", expect: [200-599]"));
+            after.inherit(&before, |last| assert_eq!(last.success, Some(false)));
+            assert_eq!(snapshot_health(&after), "down", "{class}");
+            assert_eq!(streaks(&after), (1, 0), "{class}");
+            let restored = status_with(", expect: [200-599]");
+            let last = restored.restore(&before.saved()).unwrap();
+            assert_eq!(last.success, Some(false), "{class}");
+        }
+    }
+
+    #[test]
+    fn restore_judges_saved_response_by_new_expect() {
+        let saved = r#"{"class":"rate_limited","status_code":429,"success":false,"duration_seconds":0.5,"last_run":100.0,"last_success":null,"consecutive_failures":3,"consecutive_successes":0}"#;
+        let same = status();
+        let last = same.restore(saved).unwrap();
+        assert_eq!(last.success, Some(false));
+        assert_eq!(
+            snapshot_health(&same),
+            "degraded",
+            "a 429 is neither up nor down"
+        );
+        assert_eq!(
+            streaks(&same),
+            (3, 0),
+            "an unchanged verdict keeps the streaks"
+        );
+
+        let accepting = status_with(", expect: [200-299, 429]");
+        let last = accepting.restore(saved).unwrap();
+        assert_eq!(last.success, Some(true));
+        assert_eq!(last.last_success, Some(100.5));
+        assert_eq!(snapshot_health(&accepting), "up");
+        assert_eq!(streaks(&accepting), (0, 1));
+
+        let rejecting = status();
+        let last = rejecting.restore(&accepting.saved()).unwrap();
+        assert_eq!(last.success, Some(false));
+        assert_eq!(
+            streaks(&rejecting),
+            (0, 0),
+            "a 429 counts in neither streak"
+        );
+    }
+
+    #[test]
+    fn in_flight_response_judged_by_new_expect() {
+        let before = status();
+        before.sent(SystemTime::now());
+        let after = Arc::new(status_with(", expect: [404]"));
+        after.inherit(&before, |_| {});
+        let took = Duration::from_millis(20);
+        let mut recorded = None;
+        before.result(
+            Class::Other4xx,
+            Some(404),
+            took,
+            SystemTime::now(),
+            "",
+            |success| recorded = Some(success),
+        );
+        assert_eq!(recorded, Some(true), "the metrics get the new verdict");
+        assert_eq!(snapshot_health(&after), "up");
+        assert_eq!(streaks(&after), (0, 1));
+    }
+
+    #[test]
     fn slow_detail_tells_close_times_apart() {
         assert_eq!(
             slow_detail("", 1.501_387, 1.501),
@@ -834,7 +1003,7 @@ mod tests {
     fn in_flight_credit_dropped_when_reload_removes_credit() {
         let before = status_with(", credit: { json_path: $.credit }");
         let after = Arc::new(status());
-        after.inherit(&before);
+        after.inherit(&before, |_| {});
         before.credit(7.5, SystemTime::now());
         assert_eq!(snapshot_of(&after).credit(), None);
     }

@@ -324,20 +324,23 @@ impl<P: Prober> Runner<P> {
             detail = outcome.detail,
             "probe finished"
         );
-        self.metrics.result(
-            outcome.class,
-            outcome.status,
-            outcome.success,
-            outcome.duration,
-            finished,
-        );
+        // The status judges the response against the endpoint's current `expect`, which a
+        // reload during the probe may have changed, and the metrics record that verdict.
         self.status.result(
             outcome.class,
             outcome.status,
-            outcome.success,
             outcome.duration,
             finished,
             outcome.detail,
+            |success| {
+                self.metrics.result(
+                    outcome.class,
+                    outcome.status,
+                    success,
+                    outcome.duration,
+                    finished,
+                );
+            },
         );
         if outcome.class == Class::RateLimited {
             self.metrics.unexpected_rate_limited();

@@ -416,6 +416,44 @@ async fn reload_during_probe_keeps_its_result() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn reload_during_probe_judges_its_response_by_new_expect() {
+    let prober = Arc::new(FakeProber::with_latency(Duration::from_secs(3)));
+    prober.script("a", vec![Answer::status(404)]);
+    let metrics = Metrics::new().unwrap();
+    let board = Arc::new(StatusBoard::default());
+    let mut scheduler = Scheduler::new(prober.clone(), metrics.clone(), board.clone());
+    scheduler.apply(&config("      - { name: a, path: a, interval: 60s }\n"));
+    while prober.sends("a").is_empty() {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // The operator learns that the endpoint answers 404 by design while its probe is in
+    // flight. The probe ends under the new config, so its 404 is a success.
+    let applied = scheduler.apply(&config(
+        "      - { name: a, path: a, interval: 60s, expect: [404] }\n",
+    ));
+    assert_eq!(applied.changed, 1);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(prober.answers("a").len(), 1);
+    let snapshot = &board.snapshot()[0];
+    assert_eq!(snapshot.status_code(), Some(404));
+    assert_eq!(snapshot.health(), "up");
+    let success = "ratewatch_probe_success{api=\"sim\",endpoint=\"a\"}";
+    let (_, text) = metrics.encode();
+    let text = String::from_utf8(text).unwrap();
+    assert_eq!(metric_value(&text, success), Some(1.0), "{text}");
+
+    // Going back to the default judges the same response again at once, without a probe.
+    scheduler.apply(&config("      - { name: a, path: a, interval: 60s }\n"));
+    assert_eq!(board.snapshot()[0].health(), "down");
+    let (_, text) = metrics.encode();
+    let text = String::from_utf8(text).unwrap();
+    assert_eq!(metric_value(&text, success), Some(0.0), "{text}");
+    assert_eq!(prober.sends("a").len(), 1, "the reloads sent no probe");
+    scheduler.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn shutdown_lets_in_flight_probe_finish() {
     let prober = Arc::new(FakeProber::with_latency(Duration::from_secs(3)));
     let quick = config("      - { name: a, path: a, interval: 10s }\n");

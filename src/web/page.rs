@@ -160,18 +160,18 @@ mod tests {
         statuses[0].result(
             Class::Ok,
             Some(200),
-            true,
             Duration::from_millis(750),
             now,
             "",
+            |_| {},
         );
         statuses[1].result(
             Class::Ok,
             Some(200),
-            true,
             Duration::from_millis(20),
             now,
             "",
+            |_| {},
         );
         let board = StatusBoard::default();
         board.set_endpoints(statuses);

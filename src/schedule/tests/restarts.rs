@@ -479,7 +479,8 @@ async fn restart_restores_last_result_metrics() {
 
     let metrics = Metrics::new().unwrap();
     let board = Arc::new(StatusBoard::default());
-    let mut second = Scheduler::new(prober.clone(), metrics.clone(), board).with_store(store);
+    let mut second =
+        Scheduler::new(prober.clone(), metrics.clone(), board).with_store(store.clone());
     second.apply(&config);
     let text = String::from_utf8(metrics.encode().1).unwrap();
     for (name, value) in series.iter().zip(&before) {
@@ -488,4 +489,24 @@ async fn restart_restores_last_result_metrics() {
         assert_eq!(restored, *value, "{name} after the restart");
     }
     second.shutdown(Duration::from_secs(1)).await;
+
+    // Restarted with a config that expects the 503, the saved response is a success at once.
+    let accepting =
+        super::config("      - { name: e, path: e, interval: 60s, expect: [200, 503] }\n");
+    let metrics = Metrics::new().unwrap();
+    let board = Arc::new(StatusBoard::default());
+    let mut third = Scheduler::new(prober.clone(), metrics.clone(), board).with_store(store);
+    third.apply(&accepting);
+    let text = String::from_utf8(metrics.encode().1).unwrap();
+    let value = |name: &str| metric_value(&text, &format!("{name}{labels} "));
+    assert_eq!(value(series[2]), Some(1.0), "judged by the new expect");
+    assert_eq!(value(series[3]), Some(503.0));
+    let last_success = value(series[1]).unwrap();
+    assert!(
+        last_success > before[1].unwrap(),
+        "the 503 is now the last success: {last_success} after {:?}",
+        before[1]
+    );
+    assert_eq!(prober.answers("e").len(), 2, "the restart sent no probe");
+    third.shutdown(Duration::from_secs(1)).await;
 }

@@ -17,7 +17,7 @@ use crate::metrics::{Metrics, MetricsError, unix_seconds};
 use crate::probe::{HttpProber, ProbeError};
 use crate::schedule::Scheduler;
 use crate::secret::SecretSource;
-use crate::shared::{LazyBudget, StoreOptions};
+use crate::shared::{LazyBudget, StoreOptions, TlsReload};
 use crate::state::{Opening, StateStore, StoreError};
 use crate::status::StatusBoard;
 use crate::web::{self, AppState, ReloadRequest};
@@ -163,8 +163,9 @@ pub async fn run(
     if shared_budget.is_none() {
         metrics.ready.set(1);
     }
-    let readiness =
-        shared_budget.map(|budget| tokio::spawn(watch_shared_budget(budget, metrics.clone())));
+    let readiness = shared_budget
+        .clone()
+        .map(|budget| tokio::spawn(watch_shared_budget(budget, metrics.clone())));
     tracing::info!(endpoints = applied.added, config = %options.config_file.display(), "ratewatch started");
 
     loop {
@@ -173,10 +174,12 @@ pub async fn run(
             _ = tokio::signal::ctrl_c() => break,
             _ = terminate.recv() => break,
             _ = hangup.recv() => {
-                let _ = reload(&options, &mut scheduler, &metrics);
+                let _ = reload(&options, &mut scheduler, &metrics, shared_budget.as_deref()).await;
             }
             Some(reply) = reloads.recv() => {
-                let _ = reply.send(reload(&options, &mut scheduler, &metrics));
+                let outcome =
+                    reload(&options, &mut scheduler, &metrics, shared_budget.as_deref()).await;
+                let _ = reply.send(outcome);
             }
         }
     }
@@ -239,25 +242,49 @@ fn mark_reload(metrics: &Metrics, success: bool) {
     }
 }
 
-/// Reloads the config and the web configuration file, each on its own: an invalid file is
-/// rejected and its running version stays, while a valid one is applied. The reload counts
-/// as successful only when every file loaded.
-fn reload<P: crate::probe::Prober>(
+/// Reloads the config, the web configuration file and the Redis TLS files, each on its own:
+/// an invalid file is rejected and its running version stays, while a valid one is applied.
+/// The reload counts as successful only when every file loaded. Returns the summaries joined
+/// by "; ", or every error, one per line.
+async fn reload<P: crate::probe::Prober>(
     options: &Options,
     scheduler: &mut Scheduler<P>,
     metrics: &Metrics,
+    shared_budget: Option<&LazyBudget>,
 ) -> Result<String, String> {
-    let probes = reload_probes(options, scheduler);
-    let web = options.web_config.as_deref().map(reload_web);
-    mark_reload(
-        metrics,
-        probes.is_ok() && web.as_ref().is_none_or(Result::is_ok),
-    );
-    match (probes, web) {
-        (Ok(probes), None) => Ok(probes),
-        (Ok(probes), Some(Ok(web))) => Ok(format!("{probes}; {web}")),
-        (Err(e), None | Some(Ok(_))) | (Ok(_), Some(Err(e))) => Err(e),
-        (Err(probes), Some(Err(web))) => Err(format!("{probes}\n{web}")),
+    let mut outcomes = vec![reload_probes(options, scheduler)];
+    outcomes.extend(options.web_config.as_deref().map(reload_web));
+    if let Some(budget) = shared_budget {
+        outcomes.extend(reload_redis_tls(budget).await);
+    }
+    let (done, failed): (Vec<_>, Vec<_>) = outcomes.into_iter().partition(Result::is_ok);
+    mark_reload(metrics, failed.is_empty());
+    if failed.is_empty() {
+        Ok(done.into_iter().flatten().collect::<Vec<_>>().join("; "))
+    } else {
+        Err(failed
+            .into_iter()
+            .filter_map(Result::err)
+            .collect::<Vec<_>>()
+            .join("\n"))
+    }
+}
+
+/// Reads the Redis TLS files again; `None` when none is set.
+async fn reload_redis_tls(budget: &LazyBudget) -> Option<Result<String, String>> {
+    match budget.reload_tls().await {
+        Ok(TlsReload::NoFiles) => None,
+        Ok(TlsReload::Unchanged) => Some(Ok("Redis TLS files unchanged".to_owned())),
+        Ok(TlsReload::Reloaded) => {
+            tracing::info!("Redis TLS files changed; the budget store reconnects with them");
+            Some(Ok(
+                "Redis TLS files reloaded; the budget store reconnects with them".to_owned(),
+            ))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "Redis TLS files reload failed; the previous files stay in use");
+            Some(Err(e.to_string()))
+        }
     }
 }
 

@@ -269,7 +269,7 @@ async fn reload(State(state): State<AppState>) -> Response {
         Ok(Ok(summary)) => (StatusCode::OK, format!("{summary}\n")).into_response(),
         Ok(Err(error)) => (
             StatusCode::INTERNAL_SERVER_ERROR,
-            format!("failed to reload config: {error}\n"),
+            format!("reload failed: {error}\n"),
         )
             .into_response(),
         Err(_) => (

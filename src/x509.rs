@@ -35,6 +35,26 @@ pub(crate) fn read_pem_file(path: &Path) -> std::io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// Describes why a PEM file did not parse, in words instead of the parser's byte lists.
+pub(crate) fn pem_error_reason(error: &rustls::pki_types::pem::Error) -> String {
+    use rustls::pki_types::pem::Error;
+
+    match error {
+        Error::MissingSectionEnd { end_marker } => format!(
+            "the -----END {}----- line is missing, so the file may be cut short",
+            String::from_utf8_lossy(end_marker)
+        ),
+        Error::IllegalSectionStart { line } => {
+            let line: String = String::from_utf8_lossy(line).chars().take(80).collect();
+            format!("the line {line:?} starts a PEM section but is not a valid -----BEGIN line")
+        }
+        Error::Base64Decode(reason) => {
+            format!("the text between the BEGIN and END lines is not valid base64 ({reason})")
+        }
+        other => other.to_string(),
+    }
+}
+
 /// The DER tag of a SEQUENCE.
 const SEQUENCE: u8 = 0x30;
 /// The DER tag of an INTEGER.
@@ -262,5 +282,23 @@ mod tests {
         assert!(is_unsupported_version(&error), "{error:?}");
         let other = rustls::Error::InvalidCertificate(rustls::CertificateError::Expired);
         assert!(!is_unsupported_version(&other));
+    }
+
+    #[test]
+    fn pem_error_reason_names_the_problem() {
+        let parse = |text: &str| {
+            let parsed: Result<Vec<_>, _> =
+                CertificateDer::pem_slice_iter(text.as_bytes()).collect();
+            pem_error_reason(&parsed.expect_err("parsed a broken PEM file"))
+        };
+        assert_eq!(
+            parse("-----BEGIN CERTIFICATE-----\nMIIB\n"),
+            "the -----END CERTIFICATE----- line is missing, so the file may be cut short"
+        );
+        let reason = parse("-----BEGIN CERTIFICATE-----\n%%%%\n-----END CERTIFICATE-----\n");
+        assert!(
+            reason.starts_with("the text between the BEGIN and END lines is not valid base64"),
+            "{reason}"
+        );
     }
 }

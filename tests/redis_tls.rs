@@ -16,7 +16,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::redis_server::{ClientAuth, Pki, Redis};
-use common::{Process, Simulator, free_port, get, ratewatch_bin, require, sample, wait_for};
+use common::{Process, Simulator, free_port, get, post, ratewatch_bin, require, sample, wait_for};
 use ratewatch::plan::WindowBudget;
 use ratewatch::ratelimit::RateLimit;
 use ratewatch::shared::{Debit, LazyBudget, SharedError, StoreOptions, TlsFiles};
@@ -178,7 +178,7 @@ async fn tls_to_plain_port_fails_with_hint() {
     let message = error.to_string();
     eprintln!("plain port: {message}");
     // Redis 7 waits for a command and never replies to the handshake, so the connect times
-    // out; a server that replied with an error would fail the handshake instead.
+    // out. A server that replied with an error would fail the handshake instead.
     assert!(
         matches!(
             error,
@@ -514,6 +514,101 @@ fn invalid_tls_flags_stop_startup() {
     let stderr = failed_start(dir.path(), std::slice::from_ref(&ca));
     assert!(
         stderr.contains("--storage.redis-tls-ca-file is set but no budget store URL is set; set --storage.redis-url or RATEWATCH_REDIS_URL to a rediss:// URL, or remove --storage.redis-tls-ca-file\n"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn renewed_ca_file_takes_effect_on_reload() {
+    if !require("redis-server") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let server_pki = Pki::generate(dir.path(), "server");
+    let old_pki = Pki::generate(dir.path(), "old");
+    let redis = Redis::start_tls(&server_pki, ClientAuth::None, &["--requirepass", PASSWORD]);
+    let sim = Simulator::start(dir.path(), "");
+    let config = write_config(dir.path(), sim.port);
+
+    // The CA file still contains the CA that signed the server's previous certificate.
+    let ca_file = dir.path().join("redis-ca.pem");
+    std::fs::copy(&old_pki.ca, &ca_file).unwrap();
+    let url = tls_url(&redis);
+    let ca = ca_file.display().to_string();
+    let env = [
+        ("RATEWATCH_REDIS_URL", url.as_str()),
+        ("RATEWATCH_REDIS_TLS_CA_FILE", ca.as_str()),
+    ];
+    let lifecycle = ["--web.enable-lifecycle".to_owned()];
+    let (mut daemon, port) = start_daemon(dir.path(), &config, &lifecycle, &env);
+    let base = format!("http://127.0.0.1:{port}");
+    wait_for("the daemon to answer", Duration::from_secs(20), || {
+        ready_status(port)
+    });
+    assert_eq!(ready_status(port), Some(503), "ready with an untrusted CA");
+
+    // A CA file caught half written is rejected, and the daemon keeps the old one.
+    std::fs::write(&ca_file, "-----BEGIN CERTIFICATE-----\nMIIB\n").unwrap();
+    let (status, reply) = post(&format!("{base}/-/reload")).unwrap();
+    eprintln!("truncated CA file: {status} {reply}");
+    assert_eq!(status, 500, "{reply}");
+    assert!(reply.contains("redis-ca.pem"), "{reply}");
+    assert!(reply.contains("--storage.redis-tls-ca-file"), "{reply}");
+    assert!(
+        reply.contains("the -----END CERTIFICATE----- line is missing"),
+        "{reply}"
+    );
+    let (_, metrics) = get(&format!("{base}/metrics")).unwrap();
+    assert_eq!(
+        sample(&metrics, "ratewatch_config_last_reload_successful"),
+        Some(0.0)
+    );
+
+    // The renewed CA file takes effect at the next reload, without a restart.
+    std::fs::copy(&server_pki.ca, &ca_file).unwrap();
+    let (status, reply) = post(&format!("{base}/-/reload")).unwrap();
+    eprintln!("renewed CA file: {status} {reply}");
+    assert_eq!(status, 200, "{reply}");
+    assert!(
+        reply.contains("Redis TLS files reloaded; the budget store reconnects with them"),
+        "{reply}"
+    );
+    wait_for(
+        "the replica to become ready",
+        Duration::from_secs(20),
+        || (ready_status(port) == Some(200)).then_some(()),
+    );
+    wait_for(
+        "a probe through the shared budget",
+        Duration::from_secs(20),
+        || {
+            let sent = sim.stats()["model"]["total"].as_u64().unwrap();
+            (sent > 0).then_some(sent)
+        },
+    );
+    let (_, metrics) = get(&format!("{base}/metrics")).unwrap();
+    assert_eq!(
+        sample(&metrics, "ratewatch_config_last_reload_successful"),
+        Some(1.0)
+    );
+
+    let (status, reply) = post(&format!("{base}/-/reload")).unwrap();
+    assert_eq!(status, 200, "{reply}");
+    assert!(reply.contains("Redis TLS files unchanged"), "{reply}");
+    assert_no_password("the reload replies", &reply);
+
+    assert!(
+        daemon.terminate(Duration::from_secs(10)),
+        "daemon did not stop"
+    );
+    let stderr = std::fs::read_to_string(dir.path().join("daemon.stderr")).unwrap();
+    assert_no_password("the daemon's log", &stderr);
+    assert!(
+        stderr.contains("Redis TLS files reload failed; the previous files stay in use"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("Redis TLS files changed; the budget store reconnects with them"),
         "{stderr}"
     );
 }

@@ -15,7 +15,7 @@
 //! server is an error, and the connection is re-established on a later call once the server
 //! responds again.
 //!
-//! `rediss://` URLs connect over TLS with rustls ([`TlsFiles`]). On its first connection a
+//! `rediss://` URLs connect over TLS with rustls ([`TlsFiles`]). On each new connection a
 //! [`LazyBudget`] reads the server's persistence settings ([`Persistence`]) and logs a
 //! warning when a Redis restart can lose debits.
 
@@ -221,7 +221,7 @@ impl SharedBudget {
         timeout: Duration,
     ) -> Result<SharedBudget, SharedError> {
         let redacted = Arc::new(RedactedUrl::new(url));
-        let client = open_client(url, &TlsFiles::default(), &redacted)?;
+        let (client, _) = open_client(url, &TlsFiles::default(), &redacted)?;
         SharedBudget::connect_client(client, redacted, Arc::from(prefix), timeout).await
     }
 
@@ -408,12 +408,13 @@ impl SharedBudget {
     }
 }
 
-/// Parses `url` and applies the TLS files, which must come with a `rediss://` URL.
+/// Parses `url` and applies the TLS files, which must come with a `rediss://` URL. Returns the
+/// client and a digest of the files' contents, `None` without files.
 fn open_client(
     url: &str,
     tls: &TlsFiles,
     redacted: &RedactedUrl,
-) -> Result<redis::Client, SharedError> {
+) -> Result<(redis::Client, Option<u64>), SharedError> {
     let invalid_url = |error: &RedisError| SharedError::InvalidUrl {
         url: redacted.as_str().to_owned(),
         reason: redacted.scrub(&error.to_string()),
@@ -422,7 +423,7 @@ fn open_client(
     let info = client.get_connection_info();
     let ConnectionAddr::TcpTls { insecure, .. } = info.addr else {
         if tls.is_empty() {
-            return Ok(client);
+            return Ok((client, None));
         }
         return Err(TlsError::NotTlsUrl {
             url: redacted.as_str().to_owned(),
@@ -438,9 +439,12 @@ fn open_client(
     }
     match tls.load()? {
         Some(certificates) => {
-            redis::Client::build_with_tls(info.clone(), certificates).map_err(|e| invalid_url(&e))
+            let digest = tls::digest(&certificates);
+            let client = redis::Client::build_with_tls(info.clone(), certificates)
+                .map_err(|e| invalid_url(&e))?;
+            Ok((client, Some(digest)))
         }
-        None => Ok(client),
+        None => Ok((client, None)),
     }
 }
 
@@ -532,13 +536,33 @@ impl StoreOptions {
 
 /// A shared budget that connects on first use and again after a failed connect, so a daemon
 /// started while Redis is down serves metrics, reports not ready, and starts probing once
-/// Redis is back.
+/// Redis is back. [`LazyBudget::reload_tls`] reads the TLS files again, so a renewed
+/// certificate takes effect without a restart.
 pub struct LazyBudget {
-    client: redis::Client,
+    options: StoreOptions,
     url: Arc<RedactedUrl>,
     prefix: Arc<str>,
     timeout: Duration,
-    connection: tokio::sync::Mutex<Option<SharedBudget>>,
+    current: tokio::sync::Mutex<Connector>,
+}
+
+/// The client built from the TLS files last read, and its connection once one is made.
+struct Connector {
+    client: redis::Client,
+    /// The digest of the TLS files the client was built from; `None` without files.
+    files: Option<u64>,
+    connection: Option<SharedBudget>,
+}
+
+/// The outcome of reading the TLS files again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlsReload {
+    /// No TLS file is set, so there is nothing to read.
+    NoFiles,
+    /// The files have the contents they had when last read.
+    Unchanged,
+    /// The files changed. The connection was dropped, and the next call connects with them.
+    Reloaded,
 }
 
 impl fmt::Debug for LazyBudget {
@@ -556,33 +580,58 @@ impl LazyBudget {
     /// typo stops the daemon at start-up instead of failing every probe slot.
     pub fn new(options: &StoreOptions, timeout: Duration) -> Result<LazyBudget, SharedError> {
         let url = Arc::new(RedactedUrl::new(&options.url));
-        let client = open_client(&options.url, &options.tls, &url)?;
+        let (client, files) = open_client(&options.url, &options.tls, &url)?;
         Ok(LazyBudget {
-            client,
+            options: options.clone(),
             url,
             prefix: Arc::from(options.prefix.as_str()),
             timeout,
-            connection: tokio::sync::Mutex::new(None),
+            current: tokio::sync::Mutex::new(Connector {
+                client,
+                files,
+                connection: None,
+            }),
         })
     }
 
-    /// Returns the connection, connecting first if there is none yet. The first successful
-    /// connect logs the server's persistence settings ([`SharedBudget::persistence`]).
+    /// Returns the connection, connecting first if there is none yet. Each new connection
+    /// logs the server's persistence settings ([`SharedBudget::persistence`]).
     pub async fn get(&self) -> Result<SharedBudget, SharedError> {
-        let mut connection = self.connection.lock().await;
-        if let Some(existing) = connection.as_ref() {
+        let mut current = self.current.lock().await;
+        if let Some(existing) = current.connection.as_ref() {
             return Ok(existing.clone());
         }
         let fresh = SharedBudget::connect_client(
-            self.client.clone(),
+            current.client.clone(),
             self.url.clone(),
             self.prefix.clone(),
             self.timeout,
         )
         .await?;
         fresh.persistence().await.log(self.url.as_str());
-        *connection = Some(fresh.clone());
+        current.connection = Some(fresh.clone());
         Ok(fresh)
+    }
+
+    /// Reads the TLS files again. When their contents changed, builds a new client from them
+    /// and drops the connection, so the next call connects with the new files; calls already
+    /// under way finish on the old connection. An unusable file is an error and leaves the
+    /// client and connection as they were.
+    pub async fn reload_tls(&self) -> Result<TlsReload, SharedError> {
+        if self.options.tls.is_empty() {
+            return Ok(TlsReload::NoFiles);
+        }
+        let (client, files) = open_client(&self.options.url, &self.options.tls, &self.url)?;
+        let mut current = self.current.lock().await;
+        if current.files == files {
+            return Ok(TlsReload::Unchanged);
+        }
+        *current = Connector {
+            client,
+            files,
+            connection: None,
+        };
+        Ok(TlsReload::Reloaded)
     }
 }
 
@@ -599,7 +648,7 @@ mod tests {
 
     fn open_error(url: &str, tls: &TlsFiles) -> SharedError {
         match open_client(url, tls, &RedactedUrl::new(url)) {
-            Ok(client) => panic!("accepted {:?}", client.get_connection_info().addr),
+            Ok((client, _)) => panic!("accepted {:?}", client.get_connection_info().addr),
             Err(error) => error,
         }
     }
@@ -656,7 +705,9 @@ mod tests {
     #[test]
     fn tls_url_without_files_uses_system_roots() {
         let url = "rediss://:hunter2@127.0.0.1:6380/";
-        let client = open_client(url, &TlsFiles::default(), &RedactedUrl::new(url)).unwrap();
+        let (client, files) =
+            open_client(url, &TlsFiles::default(), &RedactedUrl::new(url)).unwrap();
+        assert_eq!(files, None);
         let addr = &client.get_connection_info().addr;
         assert!(
             matches!(
@@ -736,5 +787,50 @@ mod tests {
         let debug = format!("{options:?}");
         assert!(!debug.contains("hunter2"), "{debug}");
         assert!(debug.contains("127.0.0.1:6380"), "{debug}");
+    }
+
+    #[tokio::test]
+    async fn tls_reload_follows_file_contents() {
+        let dir = tempfile::tempdir().unwrap();
+        tls::tests::write_pki(dir.path());
+        let ca = dir.path().join("ca.pem");
+        let options = StoreOptions {
+            url: "rediss://:hunter2@127.0.0.1:6380/".to_owned(),
+            prefix: "ratewatch".to_owned(),
+            tls: TlsFiles {
+                ca_file: Some(ca.clone()),
+                ..TlsFiles::default()
+            },
+        };
+        let budget = LazyBudget::new(&options, Duration::from_secs(2)).unwrap();
+        assert_eq!(budget.reload_tls().await.unwrap(), TlsReload::Unchanged);
+
+        // A renewed CA file: another CA's certificate.
+        let renewed = tempfile::tempdir().unwrap();
+        tls::tests::write_pki(renewed.path());
+        std::fs::copy(renewed.path().join("ca.pem"), &ca).unwrap();
+        assert_eq!(budget.reload_tls().await.unwrap(), TlsReload::Reloaded);
+        assert_eq!(budget.reload_tls().await.unwrap(), TlsReload::Unchanged);
+
+        // A broken file is an error, and the files last loaded stay in use.
+        let good = std::fs::read(&ca).unwrap();
+        std::fs::write(&ca, "-----BEGIN CERTIFICATE-----\nMIIB\n").unwrap();
+        let error = budget
+            .reload_tls()
+            .await
+            .expect_err("loaded a cut-short CA file");
+        let message = error.to_string();
+        assert!(message.contains("line is missing"), "{message}");
+        assert!(!message.contains("hunter2"), "{message}");
+        std::fs::write(&ca, good).unwrap();
+        assert_eq!(budget.reload_tls().await.unwrap(), TlsReload::Unchanged);
+
+        let plain = StoreOptions {
+            url: "redis://127.0.0.1:6379/".to_owned(),
+            prefix: "ratewatch".to_owned(),
+            tls: TlsFiles::default(),
+        };
+        let budget = LazyBudget::new(&plain, Duration::from_secs(2)).unwrap();
+        assert_eq!(budget.reload_tls().await.unwrap(), TlsReload::NoFiles);
     }
 }

@@ -6,6 +6,7 @@
 //! Renewed certificates take effect on the next start.
 
 use std::fmt;
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -238,6 +239,21 @@ impl TlsFiles {
     }
 }
 
+/// Returns a digest of the contents of loaded TLS files, to tell on a reload whether they
+/// changed. Not a cryptographic hash: it is compared only with an earlier digest in memory.
+pub(crate) fn digest(certificates: &TlsCertificates) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    certificates.root_cert.hash(&mut hasher);
+    match &certificates.client_tls {
+        Some(client) => {
+            client.client_cert.hash(&mut hasher);
+            client.client_key.hash(&mut hasher);
+        }
+        None => 0u8.hash(&mut hasher),
+    }
+    hasher.finish()
+}
+
 fn read_pem(flag: Flag, path: &Path) -> Result<Vec<u8>, TlsError> {
     x509::read_pem_file(path).map_err(|error| TlsError::Read {
         flag,
@@ -258,7 +274,7 @@ fn certificates(
     let certificates = parsed.map_err(|e| TlsError::InvalidCertificate {
         flag,
         path: path.to_owned(),
-        reason: e.to_string(),
+        reason: x509::pem_error_reason(&e),
     })?;
     if certificates.is_empty() {
         return Err(TlsError::NoCertificate {
@@ -426,7 +442,7 @@ fn mismatch(cert: &Path, key: &Path, error: &rustls::Error) -> TlsError {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     use rcgen::{
@@ -434,7 +450,7 @@ mod tests {
     };
 
     /// Writes `ca.pem`, and `client.pem` with its key `client-key.pem`, signed by that CA.
-    fn write_pki(dir: &Path) {
+    pub(in crate::shared) fn write_pki(dir: &Path) {
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign];

@@ -311,7 +311,7 @@ fn client_roots(checker: &mut Checker<'_>, file: &Spanned<String>) -> Option<Arc
         match certificate.map(|c| roots.add(c)) {
             Ok(Ok(())) => {}
             Ok(Err(e)) => problem = Some(e.to_string()),
-            Err(e) => problem = Some(e.to_string()),
+            Err(e) => problem = Some(x509::pem_error_reason(&e)),
         }
     }
     let path = checker.path(&file.value);

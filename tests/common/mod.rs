@@ -135,6 +135,17 @@ pub fn get(url: &str) -> Option<(u16, String)> {
     Some((status, response.text().ok()?))
 }
 
+/// Sends an empty POST to `url` with a blocking client, `None` on any failure.
+pub fn post(url: &str) -> Option<(u16, String)> {
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .ok()?;
+    let response = client.post(url).send().ok()?;
+    let status = response.status().as_u16();
+    Some((status, response.text().ok()?))
+}
+
 /// Polls `check` every 100ms until it returns `Some`, or panics after `timeout` with `what`.
 pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + timeout;

@@ -1,9 +1,9 @@
 //! TLS to the budget store (`rediss://` URLs): a CA file to trust a private CA, and a client
 //! certificate and key for mutual TLS.
 //!
-//! The files are read and checked once, when the daemon starts, so a wrong path or a key that
-//! does not belong to its certificate stops the daemon instead of failing every probe slot.
-//! Renewed certificates take effect on the next start.
+//! The files are read and checked when the daemon starts, so a wrong path or a key that does
+//! not belong to its certificate stops the daemon instead of failing every probe slot. A
+//! reload reads them again, and renewed certificates take effect then.
 
 use std::fmt;
 use std::hash::{DefaultHasher, Hash, Hasher};

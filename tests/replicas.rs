@@ -13,6 +13,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use common::redis_server::Redis;
 use common::{Process, Simulator, free_port, get, ratewatch_bin, require, wait_for};
 
 const SCENARIO: &str = "
@@ -23,29 +24,18 @@ endpoints:
 
 const BUDGETS: [(&str, u64); 2] = [("model", 2), ("check-credit", 1)];
 
-fn start_redis(port: u16, dir: &Path) -> Process {
-    // Append-only with fsync on every write, as the README asks for a shared budget, so the
-    // budget survives the restart below.
-    let args = [
-        "--port".to_owned(),
-        port.to_string(),
-        "--bind".to_owned(),
-        "127.0.0.1".to_owned(),
-        "--save".to_owned(),
-        String::new(),
-        "--appendonly".to_owned(),
-        "yes".to_owned(),
-        "--appendfsync".to_owned(),
-        "always".to_owned(),
-        "--dir".to_owned(),
-        dir.display().to_string(),
-    ];
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let redis = Process::start("redis-server", &args, &[]);
-    wait_for("redis-server", Duration::from_secs(10), || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
-    });
-    redis
+/// Starts Redis with append-only persistence and fsync on every write in `dir`, as the README
+/// recommends for a shared budget, so the budget survives the restart in the test.
+fn start_redis(dir: &Path) -> Redis {
+    let dir = dir.display().to_string();
+    Redis::start(&[
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "always",
+        "--dir",
+        &dir,
+    ])
 }
 
 fn stats(sim_port: u16) -> serde_json::Value {
@@ -86,10 +76,10 @@ fn replicas_share_one_budget_through_redis() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let redis_port = free_port();
     let redis_dir = dir.path().join("redis");
     std::fs::create_dir_all(&redis_dir).unwrap();
-    let mut redis = Some(start_redis(redis_port, &redis_dir));
+    let mut redis = start_redis(&redis_dir);
+    let redis_port = redis.port;
 
     let sim = Simulator::start(dir.path(), SCENARIO);
     let sim_port = sim.port;
@@ -168,7 +158,7 @@ apis:
     assert_within_budget(sim_port, "two replicas");
 
     // Redis stops: no more probes, and the replicas report not ready.
-    drop(redis.take());
+    redis.stop();
     for (_, port) in &replicas {
         wait_for(
             "a replica to report not ready",
@@ -197,7 +187,7 @@ apis:
     }
 
     // Redis returns: probing resumes and the replicas are ready again.
-    redis = Some(start_redis(redis_port, &redis_dir));
+    redis.restart();
     for (_, port) in &replicas {
         wait_for(
             "a replica to be ready again",

@@ -8,12 +8,10 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::process::Command;
 use std::time::Duration;
 
-use common::{Process, free_port, require, wait_for};
+use common::redis_server::Redis;
+use common::require;
 use ratewatch::plan::WindowBudget;
 use ratewatch::ratelimit::RateLimit;
 use ratewatch::shared::{AuthFailure, Debit, SharedBudget, SharedError};
@@ -26,40 +24,6 @@ const ENDPOINT: &str = "api/endpoint";
 /// clock may drift while a test runs: a loaded CI machine showed 7ms.
 const CLOCK_TOLERANCE: Duration = Duration::from_millis(50);
 const TIMEOUT: Duration = Duration::from_millis(500);
-
-/// Starts `redis-server` on `port` with persistence off, and waits until it replies.
-fn start_redis(port: u16, extra: &[&str]) -> Process {
-    let port_text = port.to_string();
-    let mut args = vec![
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        "--port",
-        &port_text,
-        "--bind",
-        "127.0.0.1",
-    ];
-    args.extend_from_slice(extra);
-    let process = Process::start("redis-server", &args, &[]);
-    wait_for("redis-server to reply", Duration::from_secs(10), || {
-        answers_ping(port).then_some(())
-    });
-    process
-}
-
-/// Reports whether a server on `port` replies to an inline `PING`, with any reply.
-fn answers_ping(port: u16) -> bool {
-    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
-        return false;
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
-    if stream.write_all(b"PING\r\n").is_err() {
-        return false;
-    }
-    let mut reply = [0u8; 16];
-    matches!(stream.read(&mut reply), Ok(n) if n > 0)
-}
 
 fn url(port: u16) -> String {
     format!("redis://127.0.0.1:{port}/")
@@ -88,14 +52,6 @@ fn max_in_any_window(times: &[u64], span: u64) -> usize {
         .map(|(i, &t)| times[..=i].iter().filter(|&&s| s + span > t).count())
         .max()
         .unwrap_or(0)
-}
-
-fn suspend(process: &Process, signal: &str) {
-    let status = Command::new("kill")
-        .args([signal, &process.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success(), "kill {signal} failed");
 }
 
 async fn connect(port: u16) -> SharedBudget {
@@ -137,8 +93,8 @@ async fn replicas_never_exceed_budget_in_any_window() {
     if !require("redis-server") {
         return;
     }
-    let port = free_port();
-    let _redis = start_redis(port, &[]);
+    let redis = Redis::start(&[]);
+    let port = redis.port;
     let mut replicas = Vec::new();
     for _ in 0..3 {
         replicas.push(connect(port).await);
@@ -187,8 +143,8 @@ async fn every_window_is_enforced_at_once() {
     if !require("redis-server") {
         return;
     }
-    let port = free_port();
-    let _redis = start_redis(port, &[]);
+    let redis = Redis::start(&[]);
+    let port = redis.port;
     let budget = connect(port).await;
     let windows = vec![window(2, 1), window(5, 10)];
     let started = Instant::now();
@@ -236,8 +192,8 @@ async fn denied_waits_for_oldest_blocking_debit() {
     if !require("redis-server") {
         return;
     }
-    let port = free_port();
-    let _redis = start_redis(port, &[]);
+    let redis = Redis::start(&[]);
+    let port = redis.port;
     let budget = connect(port).await;
     let windows = [window(3, 1)];
     let span = windows[0].limit.window;
@@ -292,8 +248,8 @@ async fn budget_key_expires_after_longest_window() {
     if !require("redis-server") {
         return;
     }
-    let port = free_port();
-    let _redis = start_redis(port, &[]);
+    let redis = Redis::start(&[]);
+    let port = redis.port;
     let budget = connect(port).await;
     let windows = [window(2, 1), window(5, 10)];
     let granted = budget
@@ -336,8 +292,8 @@ async fn one_replica_claims_each_slot() {
     if !require("redis-server") {
         return;
     }
-    let port = free_port();
-    let _redis = start_redis(port, &[]);
+    let redis = Redis::start(&[]);
+    let port = redis.port;
     let a = connect(port).await;
     let b = connect(port).await;
     let c = connect(port).await;
@@ -382,8 +338,8 @@ async fn stopped_redis_fails_fast_and_recovers() {
     if !require("redis-server") {
         return;
     }
-    let port = free_port();
-    let redis = start_redis(port, &[]);
+    let mut redis = Redis::start(&[]);
+    let port = redis.port;
     let budget = connect(port).await;
     let windows = [window(100, 1)];
     budget.ping().await.unwrap();
@@ -395,7 +351,7 @@ async fn stopped_redis_fails_fast_and_recovers() {
         Debit::Granted { .. }
     ));
 
-    drop(redis);
+    redis.stop();
     let mut slowest = Duration::ZERO;
     for _ in 0..3 {
         let started = Instant::now();
@@ -410,7 +366,7 @@ async fn stopped_redis_fails_fast_and_recovers() {
     assert!(ping.is_err(), "ping succeeded with redis stopped");
     assert!(started.elapsed() < 2 * TIMEOUT);
 
-    let _redis = start_redis(port, &[]);
+    redis.restart();
     let restarted = Instant::now();
     let mut failures = 0;
     // Bounded: at most 50 attempts, 100ms apart.
@@ -436,14 +392,14 @@ async fn unresponsive_redis_times_out() {
     if !require("redis-server") {
         return;
     }
-    let port = free_port();
-    let redis = start_redis(port, &[]);
+    let redis = Redis::start(&[]);
+    let port = redis.port;
     let budget = connect(port).await;
     let windows = [window(100, 1)];
     budget.ping().await.unwrap();
 
     // A stopped process keeps its socket open but sends no replies.
-    suspend(&redis, "-STOP");
+    redis.pause();
     let started = Instant::now();
     let result = budget.debit(ENDPOINT, &windows, Duration::ZERO).await;
     let elapsed = started.elapsed();
@@ -453,7 +409,7 @@ async fn unresponsive_redis_times_out() {
     assert!(elapsed < 2 * TIMEOUT, "debit took {elapsed:?}");
     assert!(message.contains("timed out"), "{message}");
 
-    suspend(&redis, "-CONT");
+    redis.resume();
     let resumed = Instant::now();
     let mut failures = 0;
     let recovered = loop {
@@ -521,8 +477,8 @@ async fn wrong_password_error_hides_password() {
     if !require("redis-server") {
         return;
     }
-    let port = free_port();
-    let _redis = start_redis(port, &["--requirepass", "correct-horse"]);
+    let redis = Redis::start(&["--requirepass", "correct-horse"]);
+    let port = redis.port;
     let error = SharedBudget::connect(
         &format!("redis://:hunter2@127.0.0.1:{port}/"),
         PREFIX,
@@ -564,8 +520,8 @@ async fn settled_debit_counts_from_the_probe_end() {
     if !require("redis-server") {
         return;
     }
-    let port = free_port();
-    let _redis = start_redis(port, &[]);
+    let redis = Redis::start(&[]);
+    let port = redis.port;
     let budget = connect(port).await;
     let windows = [window(1, 1)];
 
@@ -604,8 +560,8 @@ async fn unsettled_debit_counts_from_its_timeout() {
     if !require("redis-server") {
         return;
     }
-    let port = free_port();
-    let _redis = start_redis(port, &[]);
+    let redis = Redis::start(&[]);
+    let port = redis.port;
     let budget = connect(port).await;
     let windows = [window(1, 1)];
     let timeout = Duration::from_millis(500);

@@ -1,8 +1,10 @@
 //! A real `redis-server` (the Debian package) per test on a free loopback port, plain or with
 //! TLS, and the CA and certificates that TLS needs, generated with rcgen.
 
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Duration;
 
 use rcgen::{
@@ -84,17 +86,21 @@ pub enum ClientAuth {
     Required,
 }
 
-/// A `redis-server` process, killed when dropped.
+/// A `redis-server` process, killed when dropped. Tests can pause it, stop it and start it
+/// again on the same port with the same arguments, as a Redis restart would.
 pub struct Redis {
-    /// The process.
-    pub process: Process,
     /// The port it listens on: plain TCP, or TLS for [`Redis::start_tls`].
     pub port: u16,
+    /// The running server, `None` after [`Redis::stop`].
+    process: Option<Process>,
+    args: Vec<String>,
+    tls: bool,
 }
 
 impl Redis {
     /// Starts `redis-server` with plain TCP on a free port, no RDB snapshots, and `extra`
-    /// arguments after the defaults, so they can override `--appendonly no`.
+    /// arguments after the defaults, so they can override `--appendonly no`. Returns once the
+    /// server replies to `PING`, with any reply.
     pub fn start(extra: &[&str]) -> Redis {
         let port = free_port();
         let port_text = port.to_string();
@@ -109,11 +115,12 @@ impl Redis {
             "no",
         ];
         args.extend_from_slice(extra);
-        Redis::spawn(&args, port)
+        Redis::spawn(&args, port, false)
     }
 
     /// Starts `redis-server` with TLS only (`--port 0`) on a free port, serving the server
-    /// certificate of `pki` and verifying client certificates against its CA.
+    /// certificate of `pki` and verifying client certificates against its CA. Returns once the
+    /// port accepts TCP connections, which it does before any handshake.
     pub fn start_tls(pki: &Pki, client_auth: ClientAuth, extra: &[&str]) -> Redis {
         let port = free_port();
         let owned = [
@@ -147,20 +154,106 @@ impl Redis {
             "no",
         ];
         args.extend_from_slice(extra);
-        Redis::spawn(&args, port)
+        Redis::spawn(&args, port, true)
     }
 
-    /// Starts the server and waits until its port accepts connections, which a TLS port
-    /// does too before any handshake.
-    fn spawn(args: &[&str], port: u16) -> Redis {
+    /// Suspends the server with SIGSTOP and waits until the kernel reports it stopped. Its
+    /// connections stay open, and commands sent to it get no reply until [`Redis::resume`].
+    pub fn pause(&self) {
+        self.signal("-STOP");
+        wait_for("redis-server to stop", Duration::from_secs(5), || {
+            self.is_paused().then_some(())
+        });
+    }
+
+    /// Resumes a server suspended by [`Redis::pause`] with SIGCONT, and waits until the
+    /// kernel reports it running.
+    pub fn resume(&self) {
+        self.signal("-CONT");
+        wait_for("redis-server to continue", Duration::from_secs(5), || {
+            (!self.is_paused()).then_some(())
+        });
+    }
+
+    /// Kills the server (SIGKILL) and waits for it to exit. Until [`Redis::restart`] the port
+    /// is closed, and connections to it are refused.
+    pub fn stop(&mut self) {
+        drop(self.process.take());
+    }
+
+    /// Starts the server again on the same port with the same arguments, stopping it first if
+    /// it runs, and waits as [`Redis::start`] or [`Redis::start_tls`] did. With
+    /// `--appendonly yes` and the same `--dir`, the new server loads what the old one wrote.
+    ///
+    /// NOTE: while the server is stopped, another process can bind the port, and then the
+    /// new server fails to start.
+    pub fn restart(&mut self) {
+        self.stop();
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        self.process = Some(Redis::launch(&args, self.port, self.tls));
+    }
+
+    fn spawn(args: &[&str], port: u16, tls: bool) -> Redis {
+        let process = Redis::launch(args, port, tls);
+        Redis {
+            port,
+            process: Some(process),
+            args: args.iter().map(|&arg| arg.to_owned()).collect(),
+            tls,
+        }
+    }
+
+    /// Starts the server and waits until a plain port replies to `PING`, or until a TLS port
+    /// accepts connections. The kernel accepts connections as soon as the server listens,
+    /// before the server reads any command.
+    fn launch(args: &[&str], port: u16, tls: bool) -> Process {
         let mut process = Process::start("redis-server", args, &[]);
-        wait_for("redis-server to listen", Duration::from_secs(10), || {
+        wait_for("redis-server to start", Duration::from_secs(10), || {
             assert!(
                 !process.has_exited(),
                 "redis-server {args:?} exited at start; set RATEWATCH_TEST_VERBOSE=1 to see why"
             );
-            TcpStream::connect(("127.0.0.1", port)).ok()
+            if tls {
+                TcpStream::connect(("127.0.0.1", port)).ok().map(drop)
+            } else {
+                replies_to_ping(port).then_some(())
+            }
         });
-        Redis { process, port }
+        process
     }
+
+    fn pid(&self) -> u32 {
+        self.process
+            .as_ref()
+            .expect("redis-server was stopped; call Redis::restart first")
+            .id()
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.pid().to_string();
+        let status = Command::new("kill").args([signal, &pid]).status().unwrap();
+        assert!(status.success(), "kill {signal} {pid} failed");
+    }
+
+    /// Reports whether the process state in `/proc/PID/stat` is `T`, stopped by a signal.
+    fn is_paused(&self) -> bool {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap();
+        // The state follows the command name, which is in parentheses and may contain spaces.
+        let state = stat.rsplit_once(')').map(|(_, rest)| rest.trim_start());
+        state.is_some_and(|rest| rest.starts_with('T'))
+    }
+}
+
+/// Reports whether a server on `port` replies to an inline `PING`, with any reply: `+PONG`,
+/// or an error such as `-NOAUTH`.
+fn replies_to_ping(port: u16) -> bool {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+    if stream.write_all(b"PING\r\n").is_err() {
+        return false;
+    }
+    let mut reply = [0u8; 16];
+    matches!(stream.read(&mut reply), Ok(n) if n > 0)
 }

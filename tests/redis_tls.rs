@@ -303,6 +303,24 @@ fn start_daemon(
     (process, port)
 }
 
+/// Starts the daemon with the URL of `redis` and the CA file `ca` in the environment, as a
+/// deployment would set them, and with `flags`.
+fn start_tls_replica(
+    dir: &Path,
+    config: &str,
+    redis: &Redis,
+    ca: &Path,
+    flags: &[String],
+) -> (Process, u16) {
+    let url = tls_url(redis);
+    let ca = ca.display().to_string();
+    let env = [
+        ("RATEWATCH_REDIS_URL", url.as_str()),
+        ("RATEWATCH_REDIS_TLS_CA_FILE", ca.as_str()),
+    ];
+    start_daemon(dir, config, flags, &env)
+}
+
 fn ready_status(port: u16) -> Option<u16> {
     get(&format!("http://127.0.0.1:{port}/-/ready")).map(|(status, _)| status)
 }
@@ -319,14 +337,7 @@ fn untrusted_certificate_makes_replica_not_ready() {
     let sim = Simulator::start(dir.path(), "");
     let config = write_config(dir.path(), sim.port);
 
-    // The URL and the CA file come from the environment, as a deployment would set them.
-    let url = tls_url(&redis);
-    let ca = other_pki.ca.display().to_string();
-    let env = [
-        ("RATEWATCH_REDIS_URL", url.as_str()),
-        ("RATEWATCH_REDIS_TLS_CA_FILE", ca.as_str()),
-    ];
-    let (mut daemon, port) = start_daemon(dir.path(), &config, &[], &env);
+    let (mut daemon, port) = start_tls_replica(dir.path(), &config, &redis, &other_pki.ca, &[]);
 
     let metrics_url = format!("http://127.0.0.1:{port}/metrics");
     let skips = "ratewatch_probes_skipped_total{api=\"sim\",endpoint=\"model\",reason=\"budget_store_unavailable\"}";
@@ -533,14 +544,8 @@ fn renewed_ca_file_takes_effect_on_reload() {
     // The CA file still contains the CA that signed the server's previous certificate.
     let ca_file = dir.path().join("redis-ca.pem");
     std::fs::copy(&old_pki.ca, &ca_file).unwrap();
-    let url = tls_url(&redis);
-    let ca = ca_file.display().to_string();
-    let env = [
-        ("RATEWATCH_REDIS_URL", url.as_str()),
-        ("RATEWATCH_REDIS_TLS_CA_FILE", ca.as_str()),
-    ];
     let lifecycle = ["--web.enable-lifecycle".to_owned()];
-    let (mut daemon, port) = start_daemon(dir.path(), &config, &lifecycle, &env);
+    let (mut daemon, port) = start_tls_replica(dir.path(), &config, &redis, &ca_file, &lifecycle);
     let base = format!("http://127.0.0.1:{port}");
     wait_for("the daemon to answer", Duration::from_secs(20), || {
         ready_status(port)

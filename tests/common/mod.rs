@@ -126,22 +126,21 @@ pub fn ratewatch_bin() -> &'static str {
 
 /// Fetches `url` with a blocking client, `None` on any failure.
 pub fn get(url: &str) -> Option<(u16, String)> {
-    let client = reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .ok()?;
-    let response = client.get(url).send().ok()?;
-    let status = response.status().as_u16();
-    Some((status, response.text().ok()?))
+    send(reqwest::Method::GET, url, Duration::from_secs(5))
 }
 
-/// Sends an empty POST to `url` with a blocking client, `None` on any failure.
+/// Sends an empty POST to `url` with a blocking client, `None` on any failure. A reload
+/// answers only once it is done, so the timeout is longer than that of [`get`].
 pub fn post(url: &str) -> Option<(u16, String)> {
+    send(reqwest::Method::POST, url, Duration::from_secs(10))
+}
+
+fn send(method: reqwest::Method, url: &str, timeout: Duration) -> Option<(u16, String)> {
     let client = reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(10))
+        .timeout(timeout)
         .build()
         .ok()?;
-    let response = client.post(url).send().ok()?;
+    let response = client.request(method, url).send().ok()?;
     let status = response.status().as_u16();
     Some((status, response.text().ok()?))
 }

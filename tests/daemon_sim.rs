@@ -114,7 +114,8 @@ apis:
         ("tls", "model", "tls_error", None),
     ];
     let metrics_url = format!("http://127.0.0.1:{port}/metrics");
-    let text = wait_for("every class counter", Duration::from_secs(30), || {
+    // get-xmr-wallet takes longest, up to two 5s intervals and then its 1s timeout.
+    let text = wait_for("every class counter", Duration::from_secs(60), || {
         let (_, text) = get(&metrics_url)?;
         expected
             .iter()

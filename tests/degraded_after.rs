@@ -54,7 +54,7 @@ fn slow_success_shows_degraded_and_fast_one_up() {
     // results are in after about 2s plus the wallet's 1s delay.
     let endpoints = wait_for(
         "model up and get-xmr-wallet degraded",
-        Duration::from_secs(20),
+        Duration::from_secs(60),
         || {
             let (_, body) = get(&format!("{base}/api/v1/status"))?;
             let status: serde_json::Value = serde_json::from_str(&body).ok()?;

@@ -11,7 +11,7 @@ mod common;
 
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::redis_server::Redis;
 use common::{Process, Simulator, free_port, get, ratewatch_bin, require, wait_for};
@@ -103,6 +103,7 @@ apis:
     .unwrap();
 
     let redis_url = format!("--storage.redis-url=redis://127.0.0.1:{redis_port}/");
+    let started = Instant::now();
     let mut replicas = Vec::new();
     for i in 0..3 {
         let port = free_port();
@@ -134,10 +135,15 @@ apis:
     std::thread::sleep(Duration::from_secs(12));
     assert_within_budget(sim_port, "three replicas");
     let model = stats(sim_port)["model"]["total"].as_u64().unwrap();
-    // One probe per 1.025s slot across all replicas, not one per replica.
+    // One probe per 1.025s slot across all replicas, not one per replica. The slots count
+    // from the first replica's start, because a loaded machine may take seconds to make all
+    // three ready. A slot cut at each end adds one.
+    let running = started.elapsed();
+    let slots = running.as_secs_f64() / 1.025 + 2.0;
+    eprintln!("three replicas: model probed {model} times in {running:?}, {slots:.1} slots");
     assert!(
-        model <= 15,
-        "model probed {model} times in about 12s by three replicas"
+        model as f64 <= slots,
+        "model probed {model} times in {running:?} by three replicas"
     );
     assert!(model >= 6, "model probed only {model} times");
 
@@ -148,12 +154,12 @@ apis:
         .status()
         .unwrap();
     dead.terminate(Duration::from_secs(1));
+    // About five probes are due in 5s, and the wait allows twice that time for a loaded machine.
     let before = total(sim_port);
-    std::thread::sleep(Duration::from_secs(5));
-    let after = total(sim_port);
-    assert!(
-        after >= before + 3,
-        "probing stopped when one replica died: {before} -> {after}"
+    wait_for(
+        "three more probes after one replica died",
+        Duration::from_secs(10),
+        || (total(sim_port) >= before + 3).then_some(()),
     );
     assert_within_budget(sim_port, "two replicas");
 
@@ -162,7 +168,7 @@ apis:
     for (_, port) in &replicas {
         wait_for(
             "a replica to report not ready",
-            Duration::from_secs(15),
+            Duration::from_secs(30),
             || (ready(*port) == Some(503)).then_some(()),
         );
     }
@@ -196,10 +202,10 @@ apis:
         );
     }
     let resumed = total(sim_port);
-    std::thread::sleep(Duration::from_secs(5));
-    assert!(
-        total(sim_port) >= resumed + 3,
-        "probing did not resume after Redis returned"
+    wait_for(
+        "three more probes after Redis returned",
+        Duration::from_secs(10),
+        || (total(sim_port) >= resumed + 3).then_some(()),
     );
     assert_within_budget(sim_port, "after the Redis restart");
     drop(redis);

@@ -23,7 +23,10 @@ const ENDPOINT: &str = "api/endpoint";
 /// How far apart the Redis server's clock (`TIME`, the wall clock) and the test's monotonic
 /// clock may drift while a test runs: a loaded CI machine showed 7ms.
 const CLOCK_TOLERANCE: Duration = Duration::from_millis(50);
-const TIMEOUT: Duration = Duration::from_millis(500);
+/// The timeout of every Redis call. The fail-fast checks allow one more timeout on top of it,
+/// so a loaded machine has a whole second of slack, and two timers stacked in a row still fail
+/// them.
+const TIMEOUT: Duration = Duration::from_secs(1);
 
 fn url(port: u16) -> String {
     format!("redis://127.0.0.1:{port}/")
@@ -148,7 +151,9 @@ async fn every_window_is_enforced_at_once() {
     let budget = connect(port).await;
     let windows = vec![window(2, 1), window(5, 10)];
     let started = Instant::now();
-    let deadline = started + Duration::from_millis(2_500);
+    // The five grants need a little over 2s. The run lasts 4s, so grants that a loaded
+    // machine delays still fit, and it ends long before the 10s window frees room.
+    let deadline = started + Duration::from_secs(4);
 
     let tasks: Vec<_> = (0..4)
         .map(|_| tokio::spawn(hammer(budget.clone(), windows.clone(), deadline)))
@@ -162,7 +167,7 @@ async fn every_window_is_enforced_at_once() {
     let short = max_in_any_window(&granted, span_ms(&windows[0]));
     let long = max_in_any_window(&granted, span_ms(&windows[1]));
     eprintln!(
-        "two windows: {} granted in 2.5s, max {short} per 1s (budget 2), max {long} per 10s (budget 5)",
+        "two windows: {} granted in 4s, max {short} per 1s (budget 2), max {long} per 10s (budget 5)",
         granted.len()
     );
     assert!(short <= 2, "{granted:?}");
@@ -195,7 +200,8 @@ async fn denied_waits_for_oldest_blocking_debit() {
     let redis = Redis::start(&[]);
     let port = redis.port;
     let budget = connect(port).await;
-    let windows = [window(3, 1)];
+    // A 2s window leaves the fourth debit 1.7s to arrive before the first one leaves.
+    let windows = [window(3, 2)];
     let span = windows[0].limit.window;
 
     let before_first = Instant::now();
@@ -535,7 +541,7 @@ async fn settled_debit_counts_from_the_probe_end() {
     let redis = Redis::start(&[]);
     let port = redis.port;
     let budget = connect(port).await;
-    let windows = [window(1, 1)];
+    let windows = [window(1, 2)];
 
     let Debit::Granted { id, .. } = budget
         .debit(ENDPOINT, &windows, Duration::ZERO)
@@ -544,22 +550,24 @@ async fn settled_debit_counts_from_the_probe_end() {
     else {
         panic!("the first debit was denied");
     };
-    // The probe took 400ms: the debit now counts from its end.
-    sleep(Duration::from_millis(400)).await;
+    // The probe took 1.5s, so the debit now counts from its end.
+    sleep(Duration::from_millis(1500)).await;
     budget
         .settle(ENDPOINT, id, &windows, Duration::ZERO)
         .await
         .unwrap();
-    sleep(Duration::from_millis(750)).await;
+    // Past the 2s window counted from the debit, and 1.3s short of the window counted from
+    // the probe's end, so a loaded machine may send the next debit that much later.
+    sleep(Duration::from_millis(700)).await;
     let early = budget
         .debit(ENDPOINT, &windows, Duration::ZERO)
         .await
         .unwrap();
     assert!(
         matches!(early, Debit::Denied { .. }),
-        "granted 1.15s after the debit but only 0.75s after its probe ended: {early:?}"
+        "granted 2.2s after the debit but only 0.7s after its probe ended: {early:?}"
     );
-    sleep(Duration::from_millis(400)).await;
+    sleep(Duration::from_millis(1500)).await;
     let later = budget
         .debit(ENDPOINT, &windows, Duration::ZERO)
         .await
@@ -576,18 +584,20 @@ async fn unsettled_debit_counts_from_its_timeout() {
     let port = redis.port;
     let budget = connect(port).await;
     let windows = [window(1, 1)];
-    let timeout = Duration::from_millis(500);
+    let timeout = Duration::from_secs(2);
 
     // A replica is granted a debit and dies before settling it.
     let first = budget.debit(ENDPOINT, &windows, timeout).await.unwrap();
     assert!(matches!(first, Debit::Granted { .. }), "{first:?}");
+    // Past the 1s window counted from the debit, and 1.8s short of the window counted from
+    // its timeout, so a loaded machine may send the next debit that much later.
     sleep(Duration::from_millis(1200)).await;
     let early = budget.debit(ENDPOINT, &windows, timeout).await.unwrap();
     assert!(
         matches!(early, Debit::Denied { .. }),
-        "granted 1.2s after an unsettled debit, before its 500ms timeout plus the 1s window: {early:?}"
+        "granted 1.2s after an unsettled debit, before its 2s timeout plus the 1s window: {early:?}"
     );
-    sleep(Duration::from_millis(500)).await;
+    sleep(Duration::from_secs(2)).await;
     let later = budget.debit(ENDPOINT, &windows, timeout).await.unwrap();
     assert!(matches!(later, Debit::Granted { .. }), "{later:?}");
 }

@@ -208,7 +208,7 @@ impl Redis {
     /// before the server reads any command.
     fn launch(args: &[&str], port: u16, tls: bool) -> Process {
         let mut process = Process::start("redis-server", args, &[]);
-        wait_for("redis-server to start", Duration::from_secs(10), || {
+        wait_for("redis-server to start", Duration::from_secs(30), || {
             assert!(
                 !process.has_exited(),
                 "redis-server {args:?} exited at start; set RATEWATCH_TEST_VERBOSE=1 to see why"

@@ -224,6 +224,13 @@ impl Metrics {
         Scrape::new(self.clone(), chunk_size)
     }
 
+    /// Returns the number of chunk buffers that scrapes have taken and not yet returned: those
+    /// being written, queued or sent.
+    #[cfg(test)]
+    pub(crate) fn chunk_buffers_in_use(&self) -> usize {
+        self.pool.in_use()
+    }
+
     /// Encodes every metric in the Prometheus text format into one buffer, and returns it
     /// with its content type. The web server streams [`Metrics::scrape`] instead.
     #[must_use]

@@ -459,6 +459,41 @@ mod tests {
         assert_eq!(task.await.unwrap(), ScrapeEnd::Dropped);
     }
 
+    #[tokio::test]
+    async fn dropped_body_returns_chunk_buffers() {
+        // About 4.4 MiB, five chunks, more than the channel and the first frame contain.
+        let (metrics, _handles) = metrics_with_endpoints(1000);
+        let state = state_with(metrics.clone());
+        for accept in ["identity", "gzip"] {
+            let request = Request::get("/metrics")
+                .header(header::ACCEPT_ENCODING, accept)
+                .body(Body::empty())
+                .unwrap();
+            let response = router(state.clone()).oneshot(request).await.unwrap();
+            let mut stream = response.into_body().into_data_stream();
+            let first = stream.next().await.unwrap().unwrap();
+            assert!(!first.is_empty(), "{accept}: empty first frame");
+            assert!(
+                metrics.chunk_buffers_in_use() > 0,
+                "{accept}: no chunk buffer in use while the body is read"
+            );
+            // The server drops the body when the client closes the connection.
+            drop(first);
+            drop(stream);
+
+            // The writer runs on a blocking thread, so wait in real time for it to stop.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            while metrics.chunk_buffers_in_use() > 0 && std::time::Instant::now() < deadline {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            assert_eq!(
+                metrics.chunk_buffers_in_use(),
+                0,
+                "{accept}: chunk buffers still in use after the body was dropped"
+            );
+        }
+    }
+
     #[test]
     fn status_json_has_each_key_once() {
         let text = "apis:\n  - name: a\n    base_url: http://127.0.0.1:9/\n    endpoints:\n      - { name: e, path: e, interval: 10s }\n";

@@ -6,6 +6,7 @@
 //! [`CHUNK_SIZE`] stay far below it. Their buffers go back to a [`ChunkPool`] once sent, so
 //! the next scrape reuses them.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use prometheus::{Encoder, TextEncoder};
@@ -28,24 +29,42 @@ const POOL_MAX: usize = 16;
 /// arena of its own, so without the pool a scrape written on another blocking thread could not
 /// reuse the memory that the last scrape freed.
 #[derive(Default)]
-pub(super) struct ChunkPool(Mutex<Vec<Vec<u8>>>);
+pub(super) struct ChunkPool {
+    /// Buffers waiting for a later scrape, at most [`POOL_MAX`].
+    free: Mutex<Vec<Vec<u8>>>,
+    /// Buffers taken and not yet put back.
+    in_use: AtomicUsize,
+}
 
 impl ChunkPool {
     /// Returns an empty buffer of at least `capacity` bytes, a kept one when there is one.
+    /// `capacity` must not be 0, because [`ChunkPool::put`] ignores empty buffers.
     fn take(&self, capacity: usize) -> Vec<u8> {
-        let kept = lock(&self.0).pop();
+        let kept = lock(&self.free).pop();
         let mut buffer = kept.unwrap_or_default();
         buffer.clear();
         buffer.reserve(capacity);
+        self.in_use.fetch_add(1, Ordering::Relaxed);
         buffer
     }
 
-    /// Keeps a buffer for a later scrape, unless the pool is full.
+    /// Takes back a buffer of [`ChunkPool::take`] and keeps it for a later scrape, unless the
+    /// pool is full. A buffer without capacity was not taken from here and is ignored.
     fn put(&self, buffer: Vec<u8>) {
-        let mut kept = lock(&self.0);
-        if kept.len() < POOL_MAX && buffer.capacity() > 0 {
+        if buffer.capacity() == 0 {
+            return;
+        }
+        self.in_use.fetch_sub(1, Ordering::Relaxed);
+        let mut kept = lock(&self.free);
+        if kept.len() < POOL_MAX {
             kept.push(buffer);
         }
+    }
+
+    /// Returns the number of buffers taken and not yet put back.
+    #[cfg(test)]
+    pub(super) fn in_use(&self) -> usize {
+        self.in_use.load(Ordering::Relaxed)
     }
 }
 

@@ -20,7 +20,7 @@ use crate::secret::SecretSource;
 use crate::shared::{LazyBudget, StoreOptions, TlsReload};
 use crate::state::{Opening, StateStore, StoreError};
 use crate::status::StatusBoard;
-use crate::web::{self, AppState, ReloadRequest};
+use crate::web::{self, AppState, ReloadRequest, ScrapeLimit};
 use crate::webconfig::{LiveWebConfig, TlsListener};
 
 /// A daemon that could not start.
@@ -75,6 +75,8 @@ pub struct Options {
     pub listen_address: SocketAddr,
     /// Whether `POST /-/reload` is enabled.
     pub enable_lifecycle: bool,
+    /// The most scrapes of `/metrics` served at once; 0 for no limit.
+    pub max_requests: usize,
     /// The state store directory; `None` keeps no state (the demo).
     pub storage_path: Option<PathBuf>,
     /// Redis URL, key prefix and TLS files of a budget shared with other replicas.
@@ -125,6 +127,7 @@ pub async fn run(
         metrics: metrics.clone(),
         board: board.clone(),
         reload: options.enable_lifecycle.then_some(reload_sender),
+        scrapes: ScrapeLimit::new(options.max_requests),
         web: options.web_config.clone(),
     };
     let server_stop = CancellationToken::new();

@@ -136,6 +136,10 @@ pub struct DaemonArgs {
     /// Enable `POST /-/reload`.
     #[arg(long = "web.enable-lifecycle")]
     pub enable_lifecycle: bool,
+    /// The maximum number of scrapes of /metrics served at once; more get 503 until one ends.
+    /// 0 means no limit.
+    #[arg(long = "web.max-requests", value_name = "COUNT", default_value_t = crate::web::DEFAULT_MAX_REQUESTS)]
+    pub max_requests: usize,
     /// How long in-flight probes may run after SIGINT or SIGTERM before they are cut.
     #[arg(long = "shutdown.grace-period", value_name = "DURATION", default_value = "15s", value_parser = parse_duration)]
     pub grace_period: Duration,

@@ -15,7 +15,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use prometheus::{Gauge, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, core::Collector};
+use prometheus::{
+    Gauge, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, core::Collector,
+};
 
 use crate::classify::Class;
 use crate::config::Endpoint;
@@ -141,6 +143,16 @@ fn tls_handshake_failures(families: &mut Families) -> Result<IntCounterVec, Metr
     Ok(failures)
 }
 
+/// Registers `ratewatch_web_scrapes_rejected_total`.
+fn scrapes_rejected(families: &mut Families) -> Result<IntCounter, MetricsError> {
+    let rejected = IntCounter::new(
+        "ratewatch_web_scrapes_rejected_total",
+        "Requests for /metrics answered 503 because --web.max-requests scrapes were in progress.",
+    )?;
+    families.register(Box::new(rejected.clone()))?;
+    Ok(rejected)
+}
+
 /// Every metric family, and the registries that serve them.
 #[derive(Clone)]
 pub struct Metrics {
@@ -158,6 +170,9 @@ pub struct Metrics {
     /// TLS connections to the web server closed before a finished handshake, by reason: one
     /// of [`TLS_FAILURE_REASONS`].
     pub tls_handshake_failures: IntCounterVec,
+    /// Requests for `/metrics` rejected because the most scrapes allowed at once were in
+    /// progress.
+    pub scrapes_rejected: IntCounter,
 }
 
 /// The `reason` label values of `ratewatch_web_tls_handshake_failures_total`: too many
@@ -190,6 +205,7 @@ impl Metrics {
         r.register(Box::new(reload_timestamp.clone()))?;
         r.register(Box::new(ready.clone()))?;
         let tls_handshake_failures = tls_handshake_failures(&mut r)?;
+        let scrapes_rejected = scrapes_rejected(&mut r)?;
 
         let build = IntGaugeVec::new(
             Opts::new("ratewatch_build_info", "Build information; always 1."),
@@ -208,6 +224,7 @@ impl Metrics {
             reload_timestamp,
             ready,
             tls_handshake_failures,
+            scrapes_rejected,
         })
     }
 

@@ -21,7 +21,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tower_http::CompressionLevel;
 use tower_http::compression::CompressionLayer;
 
@@ -43,6 +43,46 @@ pub struct AppState {
     pub reload: Option<mpsc::Sender<ReloadRequest>>,
     /// The web configuration file in force; `None` without `--web.config.file`.
     pub web: Option<Arc<LiveWebConfig>>,
+    /// The bound on scrapes of `/metrics` in progress.
+    pub scrapes: ScrapeLimit,
+}
+
+/// The default of `--web.max-requests`, the value Prometheus's `node_exporter` uses for its flag
+/// of the same name.
+pub const DEFAULT_MAX_REQUESTS: usize = 40;
+
+/// The maximum number of scrapes of `/metrics` in progress at once. A scrape is in progress until its
+/// response body is dropped, whether it was sent in full or the client went away. Each one
+/// holds up to a few MiB of chunks, so without a bound many slow clients could take memory
+/// without limit.
+#[derive(Clone)]
+pub struct ScrapeLimit {
+    /// One permit per scrape allowed at once.
+    permits: Arc<Semaphore>,
+    /// The bound, 0 for none.
+    max: usize,
+}
+
+impl ScrapeLimit {
+    /// Returns a bound of `max` scrapes, or no bound for 0: then the semaphore has the most
+    /// permits tokio allows, more than there can be connections.
+    #[must_use]
+    pub fn new(max: usize) -> ScrapeLimit {
+        let permits = if max == 0 {
+            Semaphore::MAX_PERMITS
+        } else {
+            max
+        };
+        ScrapeLimit {
+            permits: Arc::new(Semaphore::new(permits)),
+            max,
+        }
+    }
+
+    /// Returns a permit for one scrape, or `None` when `max` scrapes are in progress.
+    fn try_start(&self) -> Option<OwnedSemaphorePermit> {
+        Arc::clone(&self.permits).try_acquire_owned().ok()
+    }
 }
 
 /// Builds the router with every route.
@@ -134,9 +174,25 @@ type ScrapeChunk = Result<Bytes, ScrapeError>;
 /// Streams a scrape. A task writes it on blocking threads while earlier chunks are sent, so no
 /// runtime worker writes it and no buffer holds all of it.
 async fn metrics(State(state): State<AppState>) -> Response {
+    let Some(permit) = state.scrapes.try_start() else {
+        state.metrics.scrapes_rejected.inc();
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "{} scrapes of /metrics are in progress, the maximum that --web.max-requests allows; retry when one has ended, or raise the flag\n",
+                state.scrapes.max
+            ),
+        )
+            .into_response();
+    };
     let (sender, mut receiver) = mpsc::channel(SCRAPE_CHUNKS_QUEUED);
     tokio::spawn(send_scrape(state.metrics.scrape(), sender));
-    let chunks = futures_util::stream::poll_fn(move |context| receiver.poll_recv(context));
+    // The stream owns the permit, so the scrape counts as in progress until the server drops
+    // the body: after its last chunk, or when the client goes away.
+    let chunks = futures_util::stream::poll_fn(move |context| {
+        let _in_progress = &permit;
+        receiver.poll_recv(context)
+    });
     (
         [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
         Body::from_stream(chunks),
@@ -318,6 +374,7 @@ mod tests {
             board: Arc::new(StatusBoard::default()),
             reload: None,
             web: None,
+            scrapes: ScrapeLimit::new(DEFAULT_MAX_REQUESTS),
         }
     }
 
@@ -492,6 +549,71 @@ mod tests {
                 "{accept}: chunk buffers still in use after the body was dropped"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn scrapes_beyond_the_limit_get_503() {
+        let (metrics, _handles) = metrics_with_endpoints(10);
+        let state = AppState {
+            scrapes: ScrapeLimit::new(2),
+            ..state_with(metrics.clone())
+        };
+        let scrape = || {
+            let request = Request::get("/metrics").body(Body::empty()).unwrap();
+            router(state.clone()).oneshot(request)
+        };
+        // Two scrapes whose bodies are not read yet, as from slow clients.
+        let first = scrape().await.unwrap();
+        let second = scrape().await.unwrap();
+        assert_eq!(first.status(), StatusCode::OK);
+        assert_eq!(second.status(), StatusCode::OK);
+
+        let rejected = scrape().await.unwrap();
+        assert_eq!(rejected.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body = axum::body::to_bytes(rejected.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        assert_eq!(
+            std::str::from_utf8(&body).unwrap(),
+            "2 scrapes of /metrics are in progress, the maximum that --web.max-requests allows; retry when one has ended, or raise the flag\n"
+        );
+        assert_eq!(metrics.scrapes_rejected.get(), 1);
+
+        // A body read to its end, and one dropped by a client that went away, each end a scrape.
+        axum::body::to_bytes(first.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        drop(second);
+        for _ in 0..2 {
+            let response = scrape().await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            let text = axum::body::to_bytes(response.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            assert!(
+                text.starts_with(b"# HELP"),
+                "{}",
+                String::from_utf8_lossy(&text)
+            );
+        }
+        assert_eq!(metrics.scrapes_rejected.get(), 1);
+    }
+
+    #[tokio::test]
+    async fn zero_max_requests_means_no_limit() {
+        let (metrics, _handles) = metrics_with_endpoints(1);
+        let state = AppState {
+            scrapes: ScrapeLimit::new(0),
+            ..state_with(metrics.clone())
+        };
+        let mut open = Vec::new();
+        for _ in 0..100 {
+            let request = Request::get("/metrics").body(Body::empty()).unwrap();
+            let response = router(state.clone()).oneshot(request).await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            open.push(response);
+        }
+        assert_eq!(metrics.scrapes_rejected.get(), 0);
     }
 
     #[test]

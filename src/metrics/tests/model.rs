@@ -130,6 +130,7 @@ impl Metrics {
         r.register(Box::new(reload_timestamp.clone()))?;
         r.register(Box::new(ready.clone()))?;
         crate::metrics::tls_handshake_failures(&mut r)?;
+        crate::metrics::scrapes_rejected(&mut r)?;
 
         let build = int_gauge(
             &mut r,

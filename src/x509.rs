@@ -35,24 +35,41 @@ pub(crate) fn read_pem_file(path: &Path) -> std::io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// Describes why a PEM file did not parse, in words instead of the parser's byte lists.
+/// Describes why a PEM file did not parse, in words instead of the parser's byte lists. No text
+/// of the file is quoted, because a file that joins a certificate and its key can put key
+/// text where a label or a line is expected. Only a section label that reads like one, such as
+/// `CERTIFICATE`, is named.
 pub(crate) fn pem_error_reason(error: &rustls::pki_types::pem::Error) -> String {
     use rustls::pki_types::pem::Error;
 
     match error {
-        Error::MissingSectionEnd { end_marker } => format!(
+        Error::MissingSectionEnd { end_marker } if is_pem_label(end_marker) => format!(
             "the -----END {}----- line is missing, so the file may be cut short",
             String::from_utf8_lossy(end_marker)
         ),
-        Error::IllegalSectionStart { line } => {
-            let line: String = String::from_utf8_lossy(line).chars().take(80).collect();
-            format!("the line {line:?} starts a PEM section but is not a valid -----BEGIN line")
+        Error::MissingSectionEnd { .. } => {
+            "a -----BEGIN line has no matching -----END line, so the file may be cut short or joined onto one line".to_owned()
         }
-        Error::Base64Decode(reason) => {
-            format!("the text between the BEGIN and END lines is not valid base64 ({reason})")
+        Error::IllegalSectionStart { .. } => {
+            "a line that starts with -----BEGIN is not a valid PEM header line".to_owned()
         }
-        other => other.to_string(),
+        Error::Base64Decode(_) => {
+            "the text between the BEGIN and END lines is not valid base64".to_owned()
+        }
+        Error::Io(error) => error.to_string(),
+        Error::SectionTooLarge => "a PEM section is too large".to_owned(),
+        _ => "the file is not valid PEM".to_owned(),
     }
+}
+
+/// Reports whether `label` looks like a PEM section label (`CERTIFICATE`, `EC PRIVATE KEY`):
+/// short, and only capital letters, digits and spaces.
+fn is_pem_label(label: &[u8]) -> bool {
+    !label.is_empty()
+        && label.len() <= 32
+        && label
+            .iter()
+            .all(|&b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b' ')
 }
 
 /// The DER tag of a SEQUENCE.
@@ -295,10 +312,37 @@ mod tests {
             parse("-----BEGIN CERTIFICATE-----\nMIIB\n"),
             "the -----END CERTIFICATE----- line is missing, so the file may be cut short"
         );
-        let reason = parse("-----BEGIN CERTIFICATE-----\n%%%%\n-----END CERTIFICATE-----\n");
-        assert!(
-            reason.starts_with("the text between the BEGIN and END lines is not valid base64"),
-            "{reason}"
+        assert_eq!(
+            parse("-----BEGIN CERTIFICATE-----\n%%%%\n-----END CERTIFICATE-----\n"),
+            "the text between the BEGIN and END lines is not valid base64"
         );
+    }
+
+    #[test]
+    fn pem_error_reason_never_quotes_key_text() {
+        // A certificate and its key joined onto one line, as a secret store may write them.
+        let key = KeyPair::generate().unwrap();
+        let certificate = CertificateParams::new(vec!["replica".to_owned()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let joined = format!("{}{}", certificate.pem(), key.serialize_pem()).replace('\n', " ");
+        let key_text: String = key
+            .serialize_pem()
+            .lines()
+            .filter(|line| !line.starts_with("-----"))
+            .collect();
+        let parsed: Result<Vec<_>, _> = CertificateDer::pem_slice_iter(joined.as_bytes()).collect();
+        let reason = pem_error_reason(&parsed.expect_err("parsed a PEM file joined onto one line"));
+        for piece in key_text.as_bytes().chunks(8) {
+            let piece = std::str::from_utf8(piece).unwrap();
+            assert!(
+                !reason.contains(piece),
+                "{reason} quotes {piece:?} of the key"
+            );
+        }
+        assert!(reason.contains("-----BEGIN line"), "{reason}");
+        // The parser's own message listed the bytes of the whole joined file, key included.
+        assert!(reason.len() < 200, "{reason}");
     }
 }

@@ -24,7 +24,9 @@ pub struct Outcome {
     pub class: Class,
     /// The status code, when a response arrived.
     pub status: Option<u16>,
-    /// Whether the status is one the endpoint expects and the body was read in full.
+    /// Whether the status is one the endpoint expects and the body was read in full, judged
+    /// by the `expect` the probe was sent under. The status board judges the response again
+    /// by the `expect` in force when it arrives, and the metrics record that verdict.
     pub success: bool,
     /// From sending the request to the end of the body, or to the failure.
     pub duration: Duration,

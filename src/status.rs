@@ -78,6 +78,10 @@ struct Live {
     exceeded_seconds: Option<f64>,
     last_run: Option<f64>,
     last_success: Option<f64>,
+    /// Unix time at which the last result arrived. A probe sent since then has moved
+    /// `last_run` but has no result yet.
+    #[serde(skip)]
+    finished: Option<f64>,
     next_run: Option<f64>,
     paused_until: Option<f64>,
     consecutive_failures: u64,
@@ -103,6 +107,10 @@ struct Saved {
     duration_seconds: Option<f64>,
     last_run: Option<f64>,
     last_success: Option<f64>,
+    /// Unix time at which the last result arrived. Missing from state saved before it was
+    /// kept.
+    #[serde(default)]
+    finished: Option<f64>,
     consecutive_failures: u64,
     consecutive_successes: u64,
     /// The last credit balance read, so the balance and its alerts survive a restart. Missing
@@ -338,6 +346,7 @@ impl EndpointStatus {
             live.status_code = status;
             live.success = Some(false);
             live.duration_seconds = Some(duration.as_secs_f64());
+            live.finished = Some(unix_seconds(finished));
             live.judge_status(&static_part.expected);
             live.judge(static_part.degraded_after);
             let success = live.success == Some(true);
@@ -369,6 +378,7 @@ impl EndpointStatus {
             duration_seconds: live.duration_seconds,
             last_run: live.last_run,
             last_success: live.last_success,
+            finished: live.finished,
             consecutive_failures: live.consecutive_failures,
             consecutive_successes: live.consecutive_successes,
             credit: live.credit,
@@ -402,6 +412,7 @@ impl EndpointStatus {
         live.duration_seconds = saved.duration_seconds;
         live.last_run = saved.last_run;
         live.last_success = saved.last_success;
+        live.finished = saved.finished;
         live.consecutive_failures = saved.consecutive_failures;
         live.consecutive_successes = saved.consecutive_successes;
         // A balance saved while the endpoint read credit is dropped once it no longer does.
@@ -456,18 +467,20 @@ impl Live {
 
     /// Judges a result recorded under another config against `current`: whether it
     /// succeeded, then how healthy it is. A changed verdict starts the streaks again from
-    /// this result, and a new success moves `last_success` forward to the end of its probe.
+    /// this result, and a new success moves `last_success` forward to the time it arrived.
     fn rejudge(&mut self, current: &Static) {
         if self.judge_status(&current.expected) {
             let success = self.success == Some(true);
             let rate_limited = self.class == Some(Class::RateLimited.as_str());
             self.consecutive_successes = u64::from(success);
             self.consecutive_failures = u64::from(!success && !rate_limited);
-            if success && let Some(run) = self.last_run {
-                let end = run + self.duration_seconds.unwrap_or(0.0);
-                if self.last_success.is_none_or(|last| last < end) {
-                    self.last_success = Some(end);
-                }
+            // The arrival time, not the last send: a probe sent since has no result yet. State
+            // saved before arrival times were kept leaves the last success time as it was.
+            if success
+                && let Some(end) = self.finished
+                && self.last_success.is_none_or(|last| last < end)
+            {
+                self.last_success = Some(end);
             }
         }
         self.judge(current.degraded_after);
@@ -885,8 +898,11 @@ mod tests {
         let sent = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
         before.sent(sent);
         let took = Duration::from_millis(250);
-        before.result(Class::Other4xx, Some(404), took, sent, "", |_| {});
+        before.result(Class::Other4xx, Some(404), took, sent + took, "", |_| {});
         assert_eq!(snapshot_health(&before), "down");
+        // The next probe is in flight during the reload, so the last send is not when the
+        // 404 arrived.
+        before.sent(sent + Duration::from_secs(10));
 
         let mut recorded = None;
         let accepting = Arc::new(status_with(", expect: [404]"));
@@ -934,7 +950,7 @@ mod tests {
 
     #[test]
     fn restore_judges_saved_response_by_new_expect() {
-        let saved = r#"{"class":"rate_limited","status_code":429,"success":false,"duration_seconds":0.5,"last_run":100.0,"last_success":null,"consecutive_failures":3,"consecutive_successes":0}"#;
+        let saved = r#"{"class":"rate_limited","status_code":429,"success":false,"duration_seconds":0.5,"last_run":100.0,"last_success":null,"finished":100.5,"consecutive_failures":3,"consecutive_successes":0}"#;
         let same = status();
         let last = same.restore(saved).unwrap();
         assert_eq!(last.success, Some(false));
@@ -952,9 +968,15 @@ mod tests {
         let accepting = status_with(", expect: [200-299, 429]");
         let last = accepting.restore(saved).unwrap();
         assert_eq!(last.success, Some(true));
-        assert_eq!(last.last_success, Some(100.5));
+        assert_eq!(last.last_success, Some(100.5), "when the 429 arrived");
         assert_eq!(snapshot_health(&accepting), "up");
         assert_eq!(streaks(&accepting), (0, 1));
+
+        // State saved before arrival times were kept: the verdict changes, the time does not.
+        let older = saved.replace(r#","finished":100.5"#, "");
+        let last = status_with(", expect: [429]").restore(&older).unwrap();
+        assert_eq!(last.success, Some(true));
+        assert_eq!(last.last_success, None);
 
         let rejecting = status();
         let last = rejecting.restore(&accepting.saved()).unwrap();

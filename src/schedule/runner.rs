@@ -316,16 +316,9 @@ impl<P: Prober> Runner<P> {
         }
         self.read_credit(&mut outcome, finished);
 
-        tracing::debug!(
-            class = outcome.class.as_str(),
-            status = outcome.status,
-            success = outcome.success,
-            duration_seconds = outcome.duration.as_secs_f64(),
-            detail = outcome.detail,
-            "probe finished"
-        );
         // The status judges the response against the endpoint's current `expect`, which a
-        // reload during the probe may have changed, and the metrics record that verdict.
+        // reload during the probe may have changed, and the metrics and the log record that
+        // verdict.
         self.status.result(
             outcome.class,
             outcome.status,
@@ -333,6 +326,14 @@ impl<P: Prober> Runner<P> {
             finished,
             outcome.detail,
             |success| {
+                tracing::debug!(
+                    class = outcome.class.as_str(),
+                    status = outcome.status,
+                    success,
+                    duration_seconds = outcome.duration.as_secs_f64(),
+                    detail = outcome.detail,
+                    "probe finished"
+                );
                 self.metrics.result(
                     outcome.class,
                     outcome.status,

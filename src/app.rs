@@ -75,7 +75,7 @@ pub struct Options {
     pub listen_address: SocketAddr,
     /// Whether `POST /-/reload` is enabled.
     pub enable_lifecycle: bool,
-    /// The most scrapes of `/metrics` served at once; 0 for no limit.
+    /// The maximum number of scrapes of `/metrics` served at once; 0 for no limit.
     pub max_requests: usize,
     /// The state store directory; `None` keeps no state (the demo).
     pub storage_path: Option<PathBuf>,
@@ -279,14 +279,16 @@ async fn reload_redis_tls(budget: &LazyBudget) -> Option<Result<String, String>>
         Ok(TlsReload::NoFiles) => None,
         Ok(TlsReload::Unchanged) => Some(Ok("Redis TLS files unchanged".to_owned())),
         Ok(TlsReload::Reloaded) => {
-            tracing::info!("Redis TLS files changed; the budget store reconnects with them");
+            tracing::info!("Redis TLS files changed, and the budget store connected with them");
             Some(Ok(
-                "Redis TLS files reloaded; the budget store reconnects with them".to_owned(),
+                "Redis TLS files reloaded, and the budget store connected with them".to_owned(),
             ))
         }
         Err(e) => {
             tracing::error!(error = %e, "Redis TLS files reload failed; the previous files stay in use");
-            Some(Err(e.to_string()))
+            Some(Err(format!(
+                "Redis TLS files not reloaded, so the previous files stay in use: {e}"
+            )))
         }
     }
 }

@@ -576,7 +576,7 @@ fn renewed_ca_file_takes_effect_on_reload() {
     eprintln!("renewed CA file: {status} {reply}");
     assert_eq!(status, 200, "{reply}");
     assert!(
-        reply.contains("Redis TLS files reloaded; the budget store reconnects with them"),
+        reply.contains("Redis TLS files reloaded, and the budget store connected with them"),
         "{reply}"
     );
     wait_for(
@@ -598,10 +598,46 @@ fn renewed_ca_file_takes_effect_on_reload() {
         Some(1.0)
     );
 
+    // A renewed CA file that the server's certificate does not match is not taken: the
+    // replica keeps its working connection and stays ready.
+    std::fs::copy(&old_pki.ca, &ca_file).unwrap();
+    let (status, reply) = post(&format!("{base}/-/reload")).unwrap();
+    eprintln!("mismatched CA file: {status} {reply}");
+    assert_eq!(status, 500, "{reply}");
+    assert!(
+        reply.contains("Redis TLS files not reloaded, so the previous files stay in use"),
+        "{reply}"
+    );
+    assert!(reply.contains("not signed by a trusted CA"), "{reply}");
+    assert_no_password("the reload reply", &reply);
+    let before = sim.stats()["model"]["total"].as_u64().unwrap();
+    wait_for(
+        "probes after the rejected CA file",
+        Duration::from_secs(20),
+        || (sim.stats()["model"]["total"].as_u64()? >= before + 3).then_some(()),
+    );
+    assert_eq!(
+        ready_status(port),
+        Some(200),
+        "not ready after a rejected CA file"
+    );
+
+    // A bundle of both CAs is new content that connects, so it is taken; reading it again
+    // finds nothing changed.
+    let bundle = [
+        std::fs::read(&old_pki.ca).unwrap(),
+        std::fs::read(&server_pki.ca).unwrap(),
+    ]
+    .concat();
+    std::fs::write(&ca_file, bundle).unwrap();
+    let (status, reply) = post(&format!("{base}/-/reload")).unwrap();
+    assert_eq!(status, 200, "{reply}");
+    assert!(reply.contains("Redis TLS files reloaded"), "{reply}");
     let (status, reply) = post(&format!("{base}/-/reload")).unwrap();
     assert_eq!(status, 200, "{reply}");
     assert!(reply.contains("Redis TLS files unchanged"), "{reply}");
     assert_no_password("the reload replies", &reply);
+    assert_eq!(ready_status(port), Some(200));
 
     assert!(
         daemon.terminate(Duration::from_secs(10)),
@@ -614,7 +650,7 @@ fn renewed_ca_file_takes_effect_on_reload() {
         "{stderr}"
     );
     assert!(
-        stderr.contains("Redis TLS files changed; the budget store reconnects with them"),
+        stderr.contains("Redis TLS files changed, and the budget store connected with them"),
         "{stderr}"
     );
 }

@@ -543,15 +543,22 @@ pub struct LazyBudget {
     url: Arc<RedactedUrl>,
     prefix: Arc<str>,
     timeout: Duration,
-    current: tokio::sync::Mutex<Connector>,
+    /// The client built from the TLS files last taken. A plain lock held only to read or
+    /// swap the client, so a reload does not wait for a connect in progress.
+    built: std::sync::Mutex<Built>,
+    /// The connection, with the generation of the client it was made with. Held while
+    /// connecting, so one call connects and the others wait for it.
+    connection: tokio::sync::Mutex<Option<(u64, SharedBudget)>>,
 }
 
-/// The client built from the TLS files last read, and its connection once one is made.
-struct Connector {
+/// A client and the TLS files it was built from.
+struct Built {
     client: redis::Client,
-    /// The digest of the TLS files the client was built from; `None` without files.
+    /// The digest of the TLS files; `None` without files.
     files: Option<u64>,
-    connection: Option<SharedBudget>,
+    /// Raised each time a reload replaces the client, so a connection made with an older
+    /// client is replaced on the next call.
+    generation: u64,
 }
 
 /// The outcome of reading the TLS files again.
@@ -559,9 +566,9 @@ struct Connector {
 pub enum TlsReload {
     /// No TLS file is set, so there is nothing to read.
     NoFiles,
-    /// The files have the contents they had when last read.
+    /// The files have the contents they had when last taken.
     Unchanged,
-    /// The files changed. The connection was dropped, and the next call connects with them.
+    /// The files changed, and a connection with them succeeded; calls use it from now on.
     Reloaded,
 }
 
@@ -586,51 +593,78 @@ impl LazyBudget {
             url,
             prefix: Arc::from(options.prefix.as_str()),
             timeout,
-            current: tokio::sync::Mutex::new(Connector {
+            built: std::sync::Mutex::new(Built {
                 client,
                 files,
-                connection: None,
+                generation: 0,
             }),
+            connection: tokio::sync::Mutex::new(None),
         })
     }
 
-    /// Returns the connection, connecting first if there is none yet. Each new connection
-    /// logs the server's persistence settings ([`SharedBudget::persistence`]).
+    fn built(&self) -> std::sync::MutexGuard<'_, Built> {
+        self.built
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Returns the connection, connecting first if there is none yet or a reload replaced
+    /// the client it was made with. Each new connection logs the server's persistence
+    /// settings ([`SharedBudget::persistence`]).
     pub async fn get(&self) -> Result<SharedBudget, SharedError> {
-        let mut current = self.current.lock().await;
-        if let Some(existing) = current.connection.as_ref() {
+        let mut connection = self.connection.lock().await;
+        let (client, generation) = {
+            let built = self.built();
+            (built.client.clone(), built.generation)
+        };
+        if let Some((made_with, existing)) = connection.as_ref()
+            && *made_with == generation
+        {
             return Ok(existing.clone());
         }
+        let fresh = self.connect(client).await?;
+        *connection = Some((generation, fresh.clone()));
+        Ok(fresh)
+    }
+
+    async fn connect(&self, client: redis::Client) -> Result<SharedBudget, SharedError> {
         let fresh = SharedBudget::connect_client(
-            current.client.clone(),
+            client,
             self.url.clone(),
             self.prefix.clone(),
             self.timeout,
         )
         .await?;
         fresh.persistence().await.log(self.url.as_str());
-        current.connection = Some(fresh.clone());
         Ok(fresh)
     }
 
-    /// Reads the TLS files again. When their contents changed, builds a new client from them
-    /// and drops the connection, so the next call connects with the new files; calls already
-    /// under way finish on the old connection. An unusable file is an error and leaves the
-    /// client and connection as they were.
+    /// Reads the TLS files again. When their contents changed, connects with them first, and
+    /// only when that succeeds takes the new client, so files that the server rejects never
+    /// replace working ones. Calls already under way finish on the old connection. An
+    /// unusable file or a failed connect is an error and leaves the client and connection as
+    /// they were.
     pub async fn reload_tls(&self) -> Result<TlsReload, SharedError> {
         if self.options.tls.is_empty() {
             return Ok(TlsReload::NoFiles);
         }
         let (client, files) = open_client(&self.options.url, &self.options.tls, &self.url)?;
-        let mut current = self.current.lock().await;
-        if current.files == files {
+        if self.built().files == files {
             return Ok(TlsReload::Unchanged);
         }
-        *current = Connector {
-            client,
-            files,
-            connection: None,
+        let fresh = self.connect(client.clone()).await?;
+        let generation = {
+            let mut built = self.built();
+            built.client = client;
+            built.files = files;
+            built.generation += 1;
+            built.generation
         };
+        // A call that is connecting holds the lock. It stores a connection made with the old
+        // client, which the next call replaces because its generation is older.
+        if let Ok(mut connection) = self.connection.try_lock() {
+            *connection = Some((generation, fresh));
+        }
         Ok(TlsReload::Reloaded)
     }
 }
@@ -794,8 +828,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         tls::tests::write_pki(dir.path());
         let ca = dir.path().join("ca.pem");
+        // Nothing listens on port 1, so a connect with renewed files fails at once.
         let options = StoreOptions {
-            url: "rediss://:hunter2@127.0.0.1:6380/".to_owned(),
+            url: "rediss://:hunter2@127.0.0.1:1/".to_owned(),
             prefix: "ratewatch".to_owned(),
             tls: TlsFiles {
                 ca_file: Some(ca.clone()),
@@ -805,15 +840,22 @@ mod tests {
         let budget = LazyBudget::new(&options, Duration::from_secs(2)).unwrap();
         assert_eq!(budget.reload_tls().await.unwrap(), TlsReload::Unchanged);
 
-        // A renewed CA file: another CA's certificate.
+        // A renewed CA file that cannot connect is not taken, however often it is read.
+        let good = std::fs::read(&ca).unwrap();
         let renewed = tempfile::tempdir().unwrap();
         tls::tests::write_pki(renewed.path());
         std::fs::copy(renewed.path().join("ca.pem"), &ca).unwrap();
-        assert_eq!(budget.reload_tls().await.unwrap(), TlsReload::Reloaded);
-        assert_eq!(budget.reload_tls().await.unwrap(), TlsReload::Unchanged);
+        for _ in 0..2 {
+            let error = budget
+                .reload_tls()
+                .await
+                .expect_err("took files that cannot connect");
+            let message = error.to_string();
+            assert!(message.contains("connect"), "{message}");
+            assert!(!message.contains("hunter2"), "{message}");
+        }
 
-        // A broken file is an error, and the files last loaded stay in use.
-        let good = std::fs::read(&ca).unwrap();
+        // A broken file is an error too, and the files first loaded stay in use.
         std::fs::write(&ca, "-----BEGIN CERTIFICATE-----\nMIIB\n").unwrap();
         let error = budget
             .reload_tls()

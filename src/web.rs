@@ -8,8 +8,10 @@
 
 mod page;
 mod serve;
+mod stall;
 
 pub use serve::{DRAIN_TIMEOUT, HEADER_READ_TIMEOUT, disable_nagle, serve};
+pub use stall::WRITE_STALL_TIMEOUT;
 
 use std::sync::{Arc, OnceLock};
 

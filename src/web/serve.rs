@@ -1,5 +1,6 @@
 //! The accept loop of the daemon's HTTP server: HTTP/1.1 on any listener, a limit on how
-//! long a client may take to send its request headers, and a graceful stop.
+//! long a client may take to send its request headers, a limit on how long a response may
+//! wait for the client to read it ([`super::stall`]), and a graceful stop.
 //!
 //! `axum::serve` has no header read timeout, so a client that opens connections and sends
 //! nothing would hold each one forever. This loop builds the same hyper connections with the
@@ -15,6 +16,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+
+use super::stall::StallLimit;
 
 /// How long a client may take to send the request line and headers of each HTTP/1 request,
 /// counted from the connection's start or the end of its previous response.
@@ -56,7 +59,7 @@ where
         };
         let service = TowerToHyperService::new(router.clone());
         let connection = builder
-            .serve_connection(TokioIo::new(io), service)
+            .serve_connection(TokioIo::new(StallLimit::new(io)), service)
             .into_owned();
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
@@ -81,6 +84,8 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::{TcpListener, TcpStream};
     use tokio::time::Instant;
+
+    use crate::web::WRITE_STALL_TIMEOUT;
 
     async fn start() -> std::net::SocketAddr {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -172,6 +177,58 @@ mod tests {
         let reply = String::from_utf8_lossy(&reply);
         assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
         assert!(reply.ends_with("hello"), "{reply}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn client_that_stops_reading_is_cut() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, Ordering};
+
+        /// Sets its flag when the response body that owns it is dropped.
+        struct Dropped(Arc<AtomicBool>);
+        impl Drop for Dropped {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::SeqCst);
+            }
+        }
+
+        let dropped = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&dropped);
+        // 256 MiB, far more than the socket buffers of the loopback connection hold.
+        let router = Router::new().route(
+            "/",
+            get(move || {
+                let guard = Dropped(Arc::clone(&flag));
+                let chunks = futures_util::stream::iter((0..256).map(move |_| {
+                    let _owned = &guard;
+                    Ok::<_, std::io::Error>(axum::body::Bytes::from(vec![b'x'; 1 << 20]))
+                }));
+                async move { axum::body::Body::from_stream(chunks) }
+            }),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(serve(listener, router, std::future::pending()));
+
+        let mut client = TcpStream::connect(address).await.unwrap();
+        client
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let started = Instant::now();
+        while !dropped.load(Ordering::SeqCst) {
+            assert!(
+                started.elapsed() < WRITE_STALL_TIMEOUT + Duration::from_secs(10),
+                "the response was still held after {:?}",
+                started.elapsed()
+            );
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        assert!(
+            started.elapsed() >= WRITE_STALL_TIMEOUT,
+            "cut after {:?}",
+            started.elapsed()
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -27,6 +27,8 @@
 //!   certificates, which rustls requires to be 3.
 //! - [`headroom`]: quota headroom read from responses: `Retry-After`, rate-limit headers and
 //!   credit balances in JSON bodies.
+//! - `yaml_keys`: the key and value at the line and column of a YAML error, read from the
+//!   source text, for the messages of [`config`] and [`webconfig`].
 
 pub mod app;
 pub mod check;
@@ -49,6 +51,7 @@ pub mod status;
 pub mod web;
 pub mod webconfig;
 mod x509;
+mod yaml_keys;
 
 /// The git revision this binary was built from, or `unknown`.
 pub const REVISION: &str = env!("RATEWATCH_REVISION");

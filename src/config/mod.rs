@@ -8,7 +8,6 @@ mod degraded;
 mod raw;
 mod schema;
 pub(crate) mod shape;
-pub(crate) mod source;
 mod tree;
 pub mod units;
 

@@ -3,7 +3,7 @@
 //! parser, so this module names the key and the value as written, and states what to write.
 
 use super::Problem;
-use super::source::{flow_depth, flow_value, key_before};
+use crate::yaml_keys::{flow_depth, flow_value, key_before};
 
 /// Returns the form a key expects, as written in a message after "write".
 fn expected_form(key: &str) -> Option<&'static str> {

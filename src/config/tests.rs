@@ -1219,35 +1219,6 @@ fn invalid_header_name_is_never_echoed() {
 }
 
 #[test]
-fn key_before_returns_whole_key() {
-    let cases = [
-        ("      interval: ", Some("interval")),
-        ("      - name: ", Some("name")),
-        ("      - { name: a, interval: ", Some("interval")),
-        ("      - { name: a, interval: [", Some("interval")),
-        (
-            "      X-Api-Key sk-canary-fff: ",
-            Some("X-Api-Key sk-canary-fff"),
-        ),
-        (
-            "      \"X-Broken sk-canary-ddd\": ",
-            Some("X-Broken sk-canary-ddd"),
-        ),
-        ("      'a: b, c': ", Some("a: b, c")),
-        ("      'it''s x': ", Some("it''s x")),
-        ("      \"a\\\" b\": ", Some("a\\\" b")),
-        ("      X-A,sk-canary x: ", Some("X-A,sk-canary x")),
-        ("      { \"a, b\": 1, c d: ", Some("c d")),
-        ("      ? explicit key: ", Some("explicit key")),
-        ("      no colon ", None),
-        ("      : ", None),
-    ];
-    for (before, key) in cases {
-        assert_eq!(source::key_before(before).as_deref(), key, "{before}");
-    }
-}
-
-#[test]
 fn unknown_variant_without_key_drops_the_value() {
     assert_eq!(
         shape::without_value("unknown variant `sk-canary`, expected one of a, b"),

@@ -5,7 +5,7 @@
 //! secret, and states what to write.
 
 use crate::config::Problem;
-use crate::config::source::{flow_value, key_before};
+use crate::yaml_keys::{flow_value, key_before};
 
 /// Keys whose values are quoted in messages: file names, enumerated settings and booleans.
 /// Other values can hold secrets: bcrypt hashes under `basic_auth_users`, and an inline

@@ -1,6 +1,7 @@
 //! Scanning one line of YAML source text for the key and value that a parser error points
-//! at, for messages that quote them. Flow collections (`[ ]`, `{ }`) and quoted scalars are
-//! followed, so a value inside `{ a: ok }` reads `ok`, not `ok }`.
+//! at, for the messages of the config and the web config that quote them. Flow collections
+//! (`[ ]`, `{ }`) and quoted scalars are followed, so a value inside `{ a: ok }` reads `ok`,
+//! not `ok }`.
 
 /// Counts the flow collections (`[` or `{`) that are open at the end of `before`, skipping
 /// brackets inside quoted scalars.
@@ -135,3 +136,6 @@ fn plain_key(text: &str) -> &str {
     }
     key
 }
+
+#[cfg(test)]
+mod tests;

@@ -5,7 +5,7 @@
 //! secret, and states what to write.
 
 use crate::config::Problem;
-use crate::yaml_keys::{flow_value, key_before};
+use crate::yaml_keys::{FoundKey, key_at};
 
 /// Keys whose values are quoted in messages: file names, enumerated settings and booleans.
 /// Other values can hold secrets: bcrypt hashes under `basic_auth_users`, and an inline
@@ -101,12 +101,10 @@ pub(super) fn explain(text: &str, problem: Problem) -> Problem {
             };
         }
         let path = found.path();
-        let unclosed = found
-            .unclosed_bracket(text)
-            .map_or(String::new(), |bracket| {
-                format!(", and close or remove the {bracket} after {path}, which is never closed")
-            });
-        match found.quotable_value() {
+        let unclosed = unclosed_bracket(&found, text).map_or(String::new(), |bracket| {
+            format!(", and close or remove the {bracket} after {path}, which is never closed")
+        });
+        match quotable_value(&found) {
             Some(value) => format!("invalid {path} {value:?}: write {form}{unclosed}"),
             None => format!("invalid value for {path}: write {form}{unclosed}"),
         }
@@ -124,178 +122,42 @@ fn is_shape_error(message: &str) -> bool {
         || message.starts_with("invalid value")
 }
 
-/// A key found in the source, with the keys that contain it.
-#[derive(Debug, PartialEq, Eq)]
-struct FoundKey {
-    /// The keys that contain this one, outermost first.
-    parents: Vec<String>,
-    key: String,
-    /// The value written after the key on the key's line, without a trailing comment.
-    value: Option<String>,
+/// Returns the value of `found` for a message, or `None` when the key's value could be a
+/// secret or is not a short scalar. A number, boolean or null is quoted under any key outside
+/// `basic_auth_users`, because none of them can be key material.
+fn quotable_value(found: &FoundKey) -> Option<&str> {
+    let value = found.value.as_deref()?;
+    if value.chars().count() > MAX_QUOTED_CHARS {
+        return None;
+    }
+    let outside_users =
+        !found.parents.iter().any(|p| p == "basic_auth_users") && found.key != "basic_auth_users";
+    if outside_users && is_plain_literal(value) {
+        return Some(value);
+    }
+    let quoted = QUOTED_KEYS.contains(&found.key.as_str())
+        && matches!(
+            found.parent(),
+            Some("tls_server_config" | "http_server_config")
+        );
+    let scalar = !value.starts_with(['[', '{', '|', '>', '&', '*', '!']);
+    (quoted && scalar).then_some(value)
 }
 
-impl FoundKey {
-    fn parent(&self) -> Option<&str> {
-        self.parents.last().map(String::as_str)
-    }
-
-    /// Returns the dotted path, such as `http_server_config.http2`.
-    fn path(&self) -> String {
-        let mut path = self.parents.join(".");
-        if !path.is_empty() {
-            path.push('.');
-        }
-        path.push_str(&self.key);
-        path
-    }
-
-    /// Returns the value for a message, or `None` when the key's value could be a secret or
-    /// is not a short scalar. A number, boolean or null is quoted under any key outside
-    /// `basic_auth_users`, because none of them can be key material.
-    fn quotable_value(&self) -> Option<&str> {
-        let value = self.value.as_deref()?;
-        if value.chars().count() > MAX_QUOTED_CHARS {
-            return None;
-        }
-        let outside_users =
-            !self.parents.iter().any(|p| p == "basic_auth_users") && self.key != "basic_auth_users";
-        if outside_users && is_plain_literal(value) {
-            return Some(value);
-        }
-        let quoted = QUOTED_KEYS.contains(&self.key.as_str())
-            && matches!(
-                self.parent(),
-                Some("tls_server_config" | "http_server_config")
-            );
-        let scalar = !value.starts_with(['[', '{', '|', '>', '&', '*', '!']);
-        (quoted && scalar).then_some(value)
-    }
-}
-
-impl FoundKey {
-    /// Returns the `[` or `{` that starts the value when `text` has fewer closing than opening
-    /// brackets of that kind. Brackets inside quoted strings are counted too.
-    fn unclosed_bracket(&self, text: &str) -> Option<char> {
-        let (open, close) = match self.value.as_deref()?.chars().next()? {
-            '[' => ('[', ']'),
-            '{' => ('{', '}'),
-            _ => return None,
-        };
-        let opened = text.matches(open).count();
-        let closed = text.matches(close).count();
-        (opened > closed).then_some(open)
-    }
+/// Returns the `[` or `{` that starts the value of `found` when `text` has fewer closing than
+/// opening brackets of that kind. Brackets inside quoted strings are counted too.
+fn unclosed_bracket(found: &FoundKey, text: &str) -> Option<char> {
+    let (open, close) = match found.value.as_deref()?.chars().next()? {
+        '[' => ('[', ']'),
+        '{' => ('{', '}'),
+        _ => return None,
+    };
+    let opened = text.matches(open).count();
+    let closed = text.matches(close).count();
+    (opened > closed).then_some(open)
 }
 
 /// Reports whether `value` is a YAML number, boolean or null.
 fn is_plain_literal(value: &str) -> bool {
     matches!(value, "true" | "false" | "null" | "~") || value.parse::<f64>().is_ok()
-}
-
-/// Finds the key whose value serde-saphyr reported at the 1-based `line` and `column`.
-///
-/// The key is the last `key:` before the column on that line. When the line has none, as for
-/// an error reported at the end of the file, it is the last key on an earlier line whose value
-/// is missing or starts an unclosed bracket.
-///
-/// NOTE: parents are found by indentation, so a key nested inside an inline `{ }` mapping on
-/// one line is reported without the keys that contain it.
-fn key_at(text: &str, line: u64, column: u64) -> Option<FoundKey> {
-    let lines: Vec<&str> = text.lines().collect();
-    let index = usize::try_from(line).ok()?.checked_sub(1)?;
-    let end = usize::try_from(column).unwrap_or(usize::MAX);
-    let on_line = lines
-        .get(index)
-        .and_then(|source| last_key_before(source, end));
-    let (key_line, key, value) = if let Some((key, value)) = on_line {
-        (index, key, value)
-    } else {
-        let last = index.min(lines.len().checked_sub(1)?);
-        (0..=last).rev().find_map(|i| {
-            let (key, value) = last_key_before(lines[i], usize::MAX)?;
-            let open = value.as_deref().is_none_or(|v| v.starts_with(['[', '{']));
-            open.then_some((i, key, value))
-        })?
-    };
-    Some(FoundKey {
-        parents: parents_of(&lines, key_line),
-        key,
-        value,
-    })
-}
-
-/// Returns the last `key:` on `source` that starts before the 1-based `column`, and the value
-/// written after it.
-fn last_key_before(source: &str, column: usize) -> Option<(String, Option<String>)> {
-    let source = strip_comment(source);
-    let mut found = None;
-    let mut key_start = None;
-    let mut in_flow = false;
-    for (i, c) in source.char_indices() {
-        if i + 1 >= column {
-            break;
-        }
-        match c {
-            '{' | '[' => {
-                in_flow = true;
-                key_start = None;
-            }
-            ' ' | '\t' | ',' | '-' => key_start = None,
-            ':' if source[i + 1..].is_empty() || source[i + 1..].starts_with([' ', '\t']) => {
-                if key_start.is_some()
-                    && let Some(key) = key_before(&source[..=i])
-                {
-                    let mut value = source[i + 1..].trim();
-                    if in_flow {
-                        value = flow_value(value);
-                    }
-                    let value = (!value.is_empty()).then(|| value.to_owned());
-                    found = Some((key, value));
-                }
-                key_start = None;
-            }
-            _ => {
-                if key_start.is_none() {
-                    key_start = Some(i);
-                }
-            }
-        }
-    }
-    found
-}
-
-/// Removes a ` #` comment. A `#` inside a quoted value is rare in this file, and cutting there
-/// only shortens the quoted value.
-fn strip_comment(source: &str) -> &str {
-    if source.trim_start().starts_with('#') {
-        return "";
-    }
-    source.split(" #").next().unwrap_or(source)
-}
-
-/// Returns the keys that contain the key on line `index`: each earlier `key:` line with less
-/// indentation and no value after the colon, outermost first.
-fn parents_of(lines: &[&str], index: usize) -> Vec<String> {
-    let mut indent = indentation(lines[index]);
-    let mut parents = Vec::new();
-    for source in lines[..index].iter().rev() {
-        if indent == 0 {
-            break;
-        }
-        let content = strip_comment(source);
-        if content.trim().is_empty() || indentation(content) >= indent {
-            continue;
-        }
-        indent = indentation(content);
-        match last_key_before(content, usize::MAX) {
-            Some((key, None)) => parents.push(key),
-            _ => break,
-        }
-    }
-    parents.reverse();
-    parents
-}
-
-fn indentation(source: &str) -> usize {
-    source.len() - source.trim_start_matches([' ', '-']).len()
 }

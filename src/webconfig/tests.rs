@@ -620,7 +620,19 @@ fn shape_error_names_key_and_fix() {
         ),
         (
             "http_server_config: { http2: perhaps }\n",
-            "invalid value for http2: write true or false",
+            "invalid http_server_config.http2 \"perhaps\": write true or false",
+        ),
+        (
+            "http_server_config:\n  headers: { X-Frame-Options: [1] }\n",
+            "invalid value for http_server_config.headers.X-Frame-Options: write the header value as text",
+        ),
+        (
+            "http_server_config:\n  http2:\n    - true\n",
+            "invalid value for http_server_config.http2: write true or false",
+        ),
+        (
+            "tls_server_config: {\n  cert_file: [a.pem],\n  key_file: server-key.pem }\n",
+            "invalid value for tls_server_config.cert_file: write the path of a PEM file",
         ),
     ];
     for (text, expected) in cases {

@@ -257,11 +257,6 @@ fn strip_comment(source: &str) -> &str {
     source
 }
 
-/// Counts the flow collections (`[` or `{`) that are open at the end of `before`.
-pub(crate) fn flow_depth(before: &str) -> usize {
-    open_flows(before).len()
-}
-
 /// Returns the brackets (`[` or `{`) of the flow collections that are open at the end of
 /// `before`, outermost first, skipping brackets inside quoted scalars.
 fn open_flows(before: &str) -> Vec<char> {
@@ -281,7 +276,7 @@ fn open_flows(before: &str) -> Vec<char> {
 /// Returns the value at the start of `rest`, which lies inside a flow collection. A bracketed
 /// collection ends at its matching close and a quoted scalar at its closing quote. A plain
 /// scalar ends before the next `,`, `]` or `}`.
-pub(crate) fn flow_value(rest: &str) -> &str {
+fn flow_value(rest: &str) -> &str {
     let mut depth = 0usize;
     for (i, c, place) in scan(rest) {
         match (place, c) {
@@ -299,7 +294,7 @@ pub(crate) fn flow_value(rest: &str) -> &str {
 /// Returns the last `key:` in `before`, skipping the brackets and commas that open a value.
 /// The whole key is returned, including any spaces in it, because a plain or quoted YAML key
 /// may contain spaces, and a word of such a key may be a secret written where its value belongs.
-pub(crate) fn key_before(before: &str) -> Option<String> {
+fn key_before(before: &str) -> Option<String> {
     let trimmed =
         before.trim_end_matches(|c: char| c.is_whitespace() || matches!(c, '[' | '{' | ','));
     let without_colon = trimmed.strip_suffix(':')?.trim_end();

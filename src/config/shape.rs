@@ -3,7 +3,7 @@
 //! parser, so this module names the key and the value as written, and states what to write.
 
 use super::Problem;
-use crate::yaml_keys::{flow_depth, flow_value, key_before};
+use crate::yaml_keys;
 
 /// Returns the form a key expects, as written in a message after "write".
 fn expected_form(key: &str) -> Option<&'static str> {
@@ -299,22 +299,22 @@ pub(super) fn without_value(message: &str) -> String {
 }
 
 fn shape_message(text: &str, problem: &Problem, original: &str) -> String {
-    let (key, value) = key_and_value(text, problem.line, problem.column);
-    let Some(key) = key else {
+    let Some(found) = yaml_keys::key_at(text, problem.line, problem.column) else {
         return format!(
             "{}; compare the layout with examples/ratewatch.yml",
             without_value(original)
         );
     };
+    let (key, value) = (found.key.as_str(), found.value.as_deref());
     // Only a map key, which is a header name, can have a space in it here: any other key
     // with a space is an unknown key, which is reported before its value is read.
     if key.contains(char::is_whitespace) {
         return spaced_header_message();
     }
     if original.ends_with("untagged enum HeaderSource") {
-        return header_value_message(&key, value.as_deref());
+        return header_value_message(key, value);
     }
-    invalid_value_message(&key, value.as_deref())
+    invalid_value_message(key, value)
 }
 
 /// Returns the message for a value of `key` that has the wrong shape or type. `value` is the
@@ -358,46 +358,6 @@ fn header_value_message(name: &str, written: Option<&str>) -> String {
         ),
         None => format!("invalid value for header {name}: write text, or {reference}"),
     }
-}
-
-/// Finds the key whose value starts at or contains the 1-based `line` and `column`, and the
-/// value as written on that line.
-///
-/// NOTE: the key is read from the source line, so a value that starts on a later line than its
-/// key, such as a block list, is reported without a key name.
-pub(super) fn key_and_value(
-    text: &str,
-    line: u64,
-    column: u64,
-) -> (Option<String>, Option<String>) {
-    let Some(source) = usize::try_from(line)
-        .ok()
-        .and_then(|line| line.checked_sub(1))
-        .and_then(|index| text.lines().nth(index))
-    else {
-        return (None, None);
-    };
-    let split = usize::try_from(column)
-        .unwrap_or(0)
-        .saturating_sub(1)
-        .min(source.len());
-    let split = (0..=split)
-        .rev()
-        .find(|&i| source.is_char_boundary(i))
-        .unwrap_or(0);
-    let (before, after) = source.split_at(split);
-    // serde-saphyr places a missing value at the colon before it.
-    if after.starts_with(':') && key_before(before).is_none() {
-        return (key_before(&source[..=split]), None);
-    }
-    let key = key_before(before);
-
-    let mut value = after.split(" #").next().unwrap_or(after).trim();
-    if flow_depth(before) > 0 {
-        value = flow_value(value);
-    }
-    let value = (!value.is_empty()).then(|| value.to_owned());
-    (key, value)
 }
 
 /// Reports whether `text` contains no YAML content: only blank lines, comments and document

@@ -1028,6 +1028,31 @@ fn shape_errors_name_key_value_and_fix() {
             (8, 18),
             "invalid expect \"true\": write a list of status codes",
         ),
+        (
+            format!("{base}        expect: [200, true]\n"),
+            (7, 23),
+            "invalid expect \"true\": write a list of status codes",
+        ),
+        (
+            format!("{base}        expect:\n          - true\n"),
+            (8, 13),
+            "invalid expect \"true\": write a list of status codes",
+        ),
+        (
+            format!("{base}        interval:\n          - 5s\n"),
+            (8, 11),
+            "invalid interval: write a duration such as 30s",
+        ),
+        (
+            format!("{base}        follow_redirects: \"a #b\" # comment\n"),
+            (7, 27),
+            "invalid follow_redirects \"\\\"a #b\\\"\": write true or false",
+        ),
+        (
+            "apis:\n  - { name: dééé, base_url: [x], endpoints: [] }\n".to_owned(),
+            (2, 29),
+            "invalid base_url \"[x]\": write text",
+        ),
     ];
     for (text, at, start) in table {
         let problem = one_problem(&text);

@@ -19,6 +19,7 @@ use super::Problem;
 use super::raw::RawConfig;
 use super::schema::{Field, Shape};
 use super::shape;
+use crate::yaml_keys;
 
 /// A YAML node and the location where it is written.
 type Node = Spanned<Value>;
@@ -148,7 +149,7 @@ impl Walk<'_> {
         let written = match node.value {
             // serde-saphyr places a missing value at the colon before it.
             Value::Null => None,
-            _ => shape::key_and_value(self.text, at.line(), at.column()).1,
+            _ => yaml_keys::key_at(self.text, at.line(), at.column()).and_then(|found| found.value),
         };
         self.report(at, shape::invalid_value_message(key, written.as_deref()));
     }

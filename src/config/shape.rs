@@ -318,13 +318,17 @@ fn shape_message(text: &str, problem: &Problem, original: &str) -> String {
 }
 
 /// Returns the message for a value of `key` that has the wrong shape or type. `value` is the
-/// value as written, echoed only for keys whose values are never secret.
+/// value as written, echoed only for keys whose values are never secret, and only without an
+/// `@`, because a URL with a user name or password, such as a `base_url` written inside a list,
+/// contains one.
 pub(super) fn invalid_value_message(key: &str, value: Option<&str>) -> String {
     let Some(form) = expected_form(key) else {
         return header_value_message(key, value);
     };
     match value {
-        Some(value) if echoes_value(key) => format!("invalid {key} {value:?}: write {form}"),
+        Some(value) if echoes_value(key) && !value.contains('@') => {
+            format!("invalid {key} {value:?}: write {form}")
+        }
         _ => format!("invalid {key}: write {form}"),
     }
 }

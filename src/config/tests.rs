@@ -366,6 +366,34 @@ apis:
 }
 
 #[test]
+fn url_credentials_never_echoed_in_shape_errors() {
+    let cases = [
+        ("base_url: [https://user:pa55word@example.test/]", (3, 15)),
+        (
+            "base_url: { https://user:pa55word@example.test/: x }",
+            (3, 15),
+        ),
+        (
+            "base_url:\n      - https://user:pa55word@example.test/",
+            (4, 7),
+        ),
+    ];
+    for (base_url, at) in cases {
+        let text = format!(
+            "apis:\n  - name: demo\n    {base_url}\n    endpoints:\n      - {{ name: a, path: x, rate_limit: 1/s }}\n"
+        );
+        let problem = one_problem(&text);
+        assert_eq!((problem.line, problem.column), at, "{base_url}");
+        assert!(
+            problem.message.starts_with("invalid base_url: write text"),
+            "{base_url}: {}",
+            problem.message
+        );
+        assert!(!problem.message.contains("pa55word"), "{}", problem.message);
+    }
+}
+
+#[test]
 fn missing_secret_names_the_variable() {
     let text = "
 apis:

@@ -59,11 +59,21 @@ pub enum SecretError {
     /// The environment variable is not set.
     #[error("environment variable {0} is not set; export it before starting ratewatch")]
     EnvMissing(String),
+    /// The name is not an environment variable name. It is not kept, because a name with a
+    /// space, `=` or `:` in it is more likely the secret itself, written in place of a name.
+    #[error(
+        "the name in {{ env: NAME }} is not an environment variable name, so it is not shown in case it is the secret itself; write the name of a variable that holds the secret, made of letters, digits and _"
+    )]
+    EnvName,
     /// The environment variable is set but empty or not UTF-8.
     #[error("environment variable {0} is empty or not valid UTF-8; set it to the secret value")]
     EnvInvalid(String),
     /// The file could not be read.
-    #[error("cannot read secret file {path}: {kind}; check the path and its permissions")]
+    #[error(
+        "cannot read secret file {}: {}; check the path and its permissions",
+        shown_path(path),
+        kind_text(*kind)
+    )]
     File {
         /// The file named in the config.
         path: PathBuf,
@@ -126,6 +136,9 @@ impl SecretSource {
     }
 
     fn read_env(&self, name: &str) -> Result<Secret, SecretError> {
+        if !is_env_name(name) {
+            return Err(SecretError::EnvName);
+        }
         match std::env::var(name) {
             Ok(value) if !value.is_empty() => Ok(Secret::new(value)),
             Ok(_) | Err(std::env::VarError::NotUnicode(_)) => {
@@ -137,6 +150,36 @@ impl SecretSource {
                 .cloned()
                 .ok_or_else(|| SecretError::EnvMissing(name.to_owned())),
         }
+    }
+}
+
+/// Reports whether `name` is a portable environment variable name: a letter or `_`, then
+/// letters, digits and `_`.
+fn is_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Returns `path` for a message, unless it looks like a token written in place of a path:
+/// 20 characters or more with no `/` and no `.`.
+fn shown_path(path: &Path) -> String {
+    let text = path.to_string_lossy();
+    if text.chars().count() >= 20 && !text.contains(['/', '.']) {
+        "(not shown, because it may be the secret itself)".to_owned()
+    } else {
+        path.display().to_string()
+    }
+}
+
+/// Describes an I/O error kind in the words of file tools.
+fn kind_text(kind: std::io::ErrorKind) -> String {
+    match kind {
+        std::io::ErrorKind::NotFound => "no such file".to_owned(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
+        other => other.to_string(),
     }
 }
 
@@ -212,10 +255,7 @@ mod tests {
             message.contains("/nonexistent/ratewatch-secret"),
             "{message}"
         );
-        assert!(
-            message.contains("NotFound") || message.contains("not found"),
-            "{message}"
-        );
+        assert!(message.contains("no such file"), "{message}");
     }
 
     #[test]
@@ -229,5 +269,48 @@ mod tests {
             .resolve(&SecretRef::Env(name.to_owned()))
             .unwrap_err();
         assert!(err.to_string().contains(name));
+    }
+
+    #[test]
+    fn secret_written_as_env_name_is_not_echoed() {
+        let source = SecretSource::from_env();
+        for name in [
+            "Bearer CANARY_ENVNAME13",
+            "session=CANARY22",
+            "sk-live:CANARY33",
+            "",
+        ] {
+            let error = source
+                .resolve(&SecretRef::Env(name.to_owned()))
+                .expect_err("resolved a name that is no variable name");
+            let message = error.to_string();
+            assert!(matches!(error, SecretError::EnvName), "{name:?}: {message}");
+            assert!(!message.contains("CANARY"), "{message}");
+        }
+        let error = source
+            .resolve(&SecretRef::Env("RATEWATCH_TEST_UNSET_4711".to_owned()))
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "environment variable RATEWATCH_TEST_UNSET_4711 is not set; export it before starting ratewatch"
+        );
+    }
+
+    #[test]
+    fn missing_secret_file_says_no_such_file() {
+        let source = SecretSource::from_env();
+        let error = source
+            .resolve(&SecretRef::File("/nonexistent/ratewatch/token".into()))
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "cannot read secret file /nonexistent/ratewatch/token: no such file; check the path and its permissions"
+        );
+        let error = source
+            .resolve(&SecretRef::File("skliveCANARY0123456789abcdef".into()))
+            .unwrap_err();
+        let message = error.to_string();
+        assert!(!message.contains("CANARY"), "{message}");
+        assert!(message.contains("no such file"), "{message}");
     }
 }

@@ -13,9 +13,18 @@ use crate::secret::SecretRef;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawConfig {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub(crate) global: RawGlobal,
     pub(crate) apis: Spanned<Vec<RawApi>>,
+}
+
+/// Reads a value for which an empty value or null counts as not set, as for every other key.
+fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 /// Defaults for every API and endpoint.
@@ -37,7 +46,7 @@ pub(crate) struct RawGlobal {
 pub(crate) struct RawApi {
     pub(crate) name: Spanned<String>,
     pub(crate) base_url: Spanned<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub(crate) headers: BTreeMap<String, Spanned<HeaderSource>>,
     pub(crate) auth: Option<Spanned<RawAuth>>,
     pub(crate) probe_share: Option<Spanned<NumberOrText>>,
@@ -60,7 +69,7 @@ pub(crate) struct RawEndpoint {
     pub(crate) name: Spanned<String>,
     pub(crate) path: Spanned<String>,
     pub(crate) method: Option<Spanned<String>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub(crate) headers: BTreeMap<String, Spanned<HeaderSource>>,
     pub(crate) body: Option<Spanned<String>>,
     pub(crate) expect: Option<Spanned<Vec<NumberOrText>>>,

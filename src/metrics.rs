@@ -387,17 +387,17 @@ impl EndpointMetrics {
         s.duration.observe(duration.as_secs_f64());
     }
 
-    /// Sets the last-result series from a result saved before a restart: the last run and
-    /// last success times, whether it matched `expect`, its status code and the last credit
-    /// balance. A field that was not saved leaves its series as it is.
+    /// Sets the last-result series from a result saved before a restart, or judged again by a
+    /// reload: the last run and last success times, whether it matched `expect`, its status
+    /// code and the last credit balance. A missing last success sets 0, as for an endpoint
+    /// that never succeeded; any other field that is missing leaves its series as it is.
     pub fn restore(&self, last: &LastResult) {
         let s = &self.series;
         if let Some(at) = last.last_run {
             s.last_run.set(at);
         }
-        if let Some(at) = last.last_success {
-            s.last_success.set(at);
-        }
+        // No success is 0, as for an endpoint that never succeeded.
+        s.last_success.set(last.last_success.unwrap_or(0.0));
         if let Some(success) = last.success {
             s.success.set(f64::from(u8::from(success)));
         }

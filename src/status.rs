@@ -82,6 +82,10 @@ struct Live {
     /// `last_run` but has no result yet.
     #[serde(skip)]
     finished: Option<f64>,
+    /// `last_success` as it was before the last result, so that judging the last result
+    /// again can move `last_success` back as well as forward.
+    #[serde(skip)]
+    success_before: Option<f64>,
     next_run: Option<f64>,
     paused_until: Option<f64>,
     consecutive_failures: u64,
@@ -111,6 +115,9 @@ struct Saved {
     /// kept.
     #[serde(default)]
     finished: Option<f64>,
+    /// The last success before the last result; saved since `finished` was.
+    #[serde(default)]
+    success_before: Option<f64>,
     consecutive_failures: u64,
     consecutive_successes: u64,
     /// The last credit balance read, so the balance and its alerts survive a restart. Missing
@@ -347,6 +354,7 @@ impl EndpointStatus {
             live.success = Some(false);
             live.duration_seconds = Some(duration.as_secs_f64());
             live.finished = Some(unix_seconds(finished));
+            live.success_before = live.last_success;
             live.judge_status(&static_part.expected);
             live.judge(static_part.degraded_after);
             let success = live.success == Some(true);
@@ -379,6 +387,7 @@ impl EndpointStatus {
             last_run: live.last_run,
             last_success: live.last_success,
             finished: live.finished,
+            success_before: live.success_before,
             consecutive_failures: live.consecutive_failures,
             consecutive_successes: live.consecutive_successes,
             credit: live.credit,
@@ -413,6 +422,7 @@ impl EndpointStatus {
         live.last_run = saved.last_run;
         live.last_success = saved.last_success;
         live.finished = saved.finished;
+        live.success_before = saved.success_before;
         live.consecutive_failures = saved.consecutive_failures;
         live.consecutive_successes = saved.consecutive_successes;
         // A balance saved while the endpoint read credit is dropped once it no longer does.
@@ -467,20 +477,23 @@ impl Live {
 
     /// Judges a result recorded under another config against `current`: whether it
     /// succeeded, then how healthy it is. A changed verdict starts the streaks again from
-    /// this result, and a new success moves `last_success` forward to the time it arrived.
+    /// this result, and sets `last_success` to when it arrived for a success, or back to the
+    /// success before it for a failure.
     fn rejudge(&mut self, current: &Static) {
         if self.judge_status(&current.expected) {
             let success = self.success == Some(true);
             let rate_limited = self.class == Some(Class::RateLimited.as_str());
             self.consecutive_successes = u64::from(success);
             self.consecutive_failures = u64::from(!success && !rate_limited);
-            // The arrival time, not the last send: a probe sent since has no result yet. State
-            // saved before arrival times were kept leaves the last success time as it was.
-            if success
-                && let Some(end) = self.finished
-                && self.last_success.is_none_or(|last| last < end)
-            {
-                self.last_success = Some(end);
+            // A success is dated by when it arrived, not by the last send, because a probe
+            // sent since has no result yet. A failure falls back to the success before it.
+            // State saved before arrival times were kept leaves the time as it was.
+            if let Some(end) = self.finished {
+                self.last_success = if success {
+                    Some(self.success_before.map_or(end, |before| before.max(end)))
+                } else {
+                    self.success_before
+                };
             }
         }
         self.judge(current.degraded_after);
@@ -917,14 +930,41 @@ mod tests {
         let mut recorded = None;
         let rejecting = Arc::new(status());
         rejecting.inherit(&accepting, |last| recorded = Some(*last));
-        assert_eq!(recorded.unwrap().success, Some(false));
+        let recorded = recorded.unwrap();
+        assert_eq!(recorded.success, Some(false));
+        assert_eq!(
+            recorded.last_success, None,
+            "the 404 was the only success, and it no longer counts"
+        );
         assert_eq!(snapshot_health(&rejecting), "down");
         assert_eq!(streaks(&rejecting), (1, 0));
-        assert_eq!(
-            snapshot_of(&rejecting).times().1,
-            Some(1_800_000_000.25),
-            "the last success time only moves forward"
-        );
+        assert_eq!(snapshot_of(&rejecting).times().1, None);
+    }
+
+    #[test]
+    fn rejected_response_restores_the_success_before_it() {
+        let at = |seconds: u64| SystemTime::UNIX_EPOCH + Duration::from_secs(seconds);
+        let took = Duration::from_millis(100);
+        let before = status_with(", expect: [200, 404]");
+        before.result(Class::Ok, Some(200), took, at(1000), "", |_| {});
+        before.result(Class::Other4xx, Some(404), took, at(2000), "", |_| {});
+        assert_eq!(snapshot_of(&before).times().1, Some(2000.0));
+
+        // Without 404 in expect, the success at 1000 is the last one again, after a reload
+        // and after a restart alike.
+        let reloaded = Arc::new(status());
+        reloaded.inherit(&before, |last| {
+            assert_eq!(last.last_success, Some(1000.0));
+        });
+        assert_eq!(snapshot_of(&reloaded).times().1, Some(1000.0));
+        let restarted = status();
+        let last = restarted.restore(&before.saved()).unwrap();
+        assert_eq!(last.last_success, Some(1000.0));
+
+        // And with 404 back, the 404 at 2000 is.
+        let again = Arc::new(status_with(", expect: [200, 404]"));
+        again.inherit(&reloaded, |_| {});
+        assert_eq!(snapshot_of(&again).times().1, Some(2000.0));
     }
 
     #[test]

@@ -552,9 +552,7 @@ impl EndpointMetrics {
         if let Some(at) = last.last_run {
             self.last_run.set(at);
         }
-        if let Some(at) = last.last_success {
-            self.last_success.set(at);
-        }
+        self.last_success.set(last.last_success.unwrap_or(0.0));
         if let Some(success) = last.success {
             m.success
                 .with_label_values(&[api, endpoint])

@@ -180,7 +180,7 @@ impl Default for Expect {
 /// An invalid entry of `expect`.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error(
-    "invalid expected status {value:?}: {reason}; write a code such as 200 or a range such as 200-299, each within 100-599"
+    "invalid expected status {value:?}: {reason}; write a code such as 200, a range such as 200-299 or a class such as 2xx, each within 100-599"
 )]
 pub struct ExpectError {
     /// The entry as written.

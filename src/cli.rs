@@ -82,7 +82,7 @@ pub struct DaemonArgs {
         default_value = "ratewatch.yml"
     )]
     pub config_file: PathBuf,
-    /// Address for metrics, the status page and the lifecycle API; `:PORT` listens on every
+    /// Address for metrics, the status page, the JSON API and the lifecycle API; `:PORT` listens on every
     /// interface.
     #[arg(long = "web.listen-address", value_name = "ADDRESS", default_value = ":9731", value_parser = parse_listen_address)]
     pub listen_address: SocketAddr,
@@ -93,7 +93,7 @@ pub struct DaemonArgs {
     /// Directory of the state store: spent budget, pauses and last results.
     #[arg(long = "storage.path", value_name = "DIR", default_value = "./data")]
     pub storage_path: PathBuf,
-    /// Redis URL of a probe budget shared with other replicas: `redis://[:PASSWORD@]HOST:PORT/DB`,
+    /// Redis URL of a probe budget shared with other replicas: `redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]`,
     /// or `rediss://` for TLS. Read from `RATEWATCH_REDIS_URL` when the flag is not given, so a
     /// password need not appear on the command line.
     #[arg(
@@ -138,7 +138,7 @@ pub struct DaemonArgs {
     pub enable_lifecycle: bool,
     /// The maximum number of scrapes of /metrics served at once; more get 503 until one ends.
     /// 0 means no limit.
-    #[arg(long = "web.max-requests", value_name = "COUNT", default_value_t = crate::web::DEFAULT_MAX_REQUESTS)]
+    #[arg(long = "web.max-requests", value_name = "COUNT", default_value_t = crate::web::DEFAULT_MAX_REQUESTS, value_parser = parse_count)]
     pub max_requests: usize,
     /// How long in-flight probes may run after SIGINT or SIGTERM before they are cut.
     #[arg(long = "shutdown.grace-period", value_name = "DURATION", default_value = "15s", value_parser = parse_duration)]
@@ -217,6 +217,12 @@ pub fn parse_listen_address(text: &str) -> Result<SocketAddr, String> {
     }
 }
 
+fn parse_count(text: &str) -> Result<usize, String> {
+    text.trim().parse().map_err(|_| {
+        format!("invalid count {text:?}: write a whole number from 0, such as 40; 0 means no limit")
+    })
+}
+
 fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text)
         .map_err(|e| format!("invalid duration {text:?}: {e}; write a duration such as 15s"))
@@ -225,6 +231,20 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn max_requests_is_a_whole_number() {
+        assert_eq!(parse_count("40"), Ok(40));
+        assert_eq!(parse_count("0"), Ok(0));
+        for bad in ["-1", "abc", "1.5", ""] {
+            assert_eq!(
+                parse_count(bad),
+                Err(format!(
+                    "invalid count {bad:?}: write a whole number from 0, such as 40; 0 means no limit"
+                ))
+            );
+        }
+    }
 
     #[test]
     fn listen_address_forms() {

@@ -68,11 +68,13 @@ pub(super) fn explain(text: &str, problem: Problem) -> Problem {
         format!("{original}; indent with spaces, because YAML does not allow tabs here")
     } else if original == "unclosed quote" {
         "unclosed quote: the quote that opens here has no closing quote; close it".to_owned()
-    } else if original.contains("did not find expected key")
-        || original.contains("mapping values are not allowed")
-    {
+    } else if original.contains("mapping values are not allowed") {
         format!(
-            "{original}; check the indentation of this line against the lines above it, as in examples/ratewatch.yml"
+            "{original}; a value that contains \": \" must be quoted, as in \"a: b\", so quote it; otherwise check the indentation of this line against the lines above it"
+        )
+    } else if original.contains("did not find expected key") {
+        format!(
+            "{original}; check the indentation of this line against the lines above it, as in the example config of the README"
         )
     } else if is_shape_error(original) {
         shape_message(text, &problem, original)

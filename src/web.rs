@@ -274,6 +274,8 @@ async fn ready(State(state): State<AppState>) -> Response {
 #[derive(Serialize)]
 struct StatusDocument {
     version: &'static str,
+    /// Whether probes are sent, as `/-/ready` reports it.
+    ready: bool,
     endpoints: Vec<EndpointDocument>,
 }
 
@@ -296,6 +298,7 @@ async fn status_json(State(state): State<AppState>) -> Json<StatusDocument> {
         .collect();
     Json(StatusDocument {
         version: env!("CARGO_PKG_VERSION"),
+        ready: state.metrics.ready.get() == 1,
         endpoints,
     })
 }
@@ -304,6 +307,7 @@ async fn status_page(State(state): State<AppState>) -> Html<String> {
     Html(page::render(
         &state.board.snapshot(),
         std::time::SystemTime::now(),
+        state.metrics.ready.get() == 1,
     ))
 }
 

@@ -354,6 +354,11 @@ fn untrusted_certificate_makes_replica_not_ready() {
     );
     assert_eq!(sample(&metrics, "ratewatch_ready"), Some(0.0));
     assert_eq!(ready_status(port), Some(503));
+    let (_, page) = get(&format!("http://127.0.0.1:{port}/")).unwrap();
+    assert!(page.contains("Not ready, so no probes are sent"), "{page}");
+    let (_, status) = get(&format!("http://127.0.0.1:{port}/api/v1/status")).unwrap();
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(status["ready"], false, "{status}");
     let sent = sim.stats()["model"]["total"].as_u64().unwrap();
     assert_eq!(sent, 0, "probes were sent without the shared budget");
     assert_no_password("/metrics", &metrics);

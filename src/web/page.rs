@@ -48,9 +48,13 @@ fn next_probe(at: Option<f64>, now: f64) -> String {
     }
 }
 
-/// Renders the whole page.
+/// Shown above the table while the daemon is not ready, because the rows alone look as if
+/// probing goes on.
+const NOT_READY: &str = "<p class=\"not-ready\" role=\"alert\">Not ready, so no probes are sent: ratewatch is starting, stopping, or cannot reach its shared budget store. <a href=\"-/ready\">/-/ready</a> and the log say which.</p>\n";
+
+/// Renders the whole page; `ready` is false while the daemon sends no probes.
 #[must_use]
-pub(super) fn render(endpoints: &[Snapshot], now: SystemTime) -> String {
+pub(super) fn render(endpoints: &[Snapshot], now: SystemTime, ready: bool) -> String {
     let now = unix_seconds(now);
     let mut rows = String::new();
     for e in endpoints {
@@ -103,12 +107,13 @@ tr.up td.health {{ color: #1a7f37; font-weight: bold; }}
 tr.degraded td.health {{ color: #9a6700; font-weight: bold; }}
 tr.down td.health {{ color: #cf222e; font-weight: bold; }}
 tr.pending td.health {{ color: #57606a; }}
+p.not-ready {{ color: #cf222e; font-weight: bold; }}
 </style>
 </head>
 <body>
 <h1>ratewatch</h1>
 <p>{count} endpoints. Metrics at <a href="metrics">/metrics</a>, JSON at <a href="api/v1/status">/api/v1/status</a>.</p>
-<table>
+{banner}<table>
 <thead><tr><th>API</th><th>Endpoint</th><th>Health</th><th>Class</th><th>Code</th><th>Last probe</th><th>Last success</th><th>Next probe</th><th>Interval</th><th>Budget used</th><th>Credit</th></tr></thead>
 <tbody>
 {rows}</tbody>
@@ -117,6 +122,7 @@ tr.pending td.health {{ color: #57606a; }}
 </html>
 "#,
         count = endpoints.len(),
+        banner = if ready { "" } else { NOT_READY },
     )
 }
 
@@ -176,7 +182,7 @@ mod tests {
         let board = StatusBoard::default();
         board.set_endpoints(statuses);
 
-        let page = render(&board.snapshot(), now);
+        let page = render(&board.snapshot(), now, true);
         let rows: Vec<&str> = page
             .lines()
             .filter(|l| l.starts_with("<tr class="))
@@ -216,7 +222,7 @@ mod tests {
         let board = StatusBoard::default();
         board.set_endpoints(statuses);
 
-        let page = render(&board.snapshot(), now);
+        let page = render(&board.snapshot(), now, true);
         let rows: Vec<&str> = page
             .lines()
             .filter(|l| l.starts_with("<tr class="))
@@ -248,5 +254,24 @@ mod tests {
         assert_eq!(next_probe(Some(100.0), 100.0), "in 0s");
         assert_eq!(next_probe(Some(130.0), 100.0), "in 30s");
         assert_eq!(next_probe(None, 100.0), "never");
+    }
+
+    #[test]
+    fn not_ready_page_says_no_probes_are_sent() {
+        let statuses = statuses_of("      - { name: a, path: a, interval: 10s }\n");
+        let board = StatusBoard::default();
+        board.set_endpoints(statuses);
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+
+        let ready = render(&board.snapshot(), now, true);
+        assert!(!ready.contains("not-ready\""), "{ready}");
+        let not_ready = render(&board.snapshot(), now, false);
+        assert!(
+            not_ready.contains(
+                "<p class=\"not-ready\" role=\"alert\">Not ready, so no probes are sent:"
+            ),
+            "{not_ready}"
+        );
+        assert!(not_ready.contains("<a href=\"-/ready\">"), "{not_ready}");
     }
 }

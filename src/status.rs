@@ -191,6 +191,17 @@ impl Snapshot {
         )
     }
 
+    /// Reports whether a probe has been sent and its result has not arrived yet. Until it
+    /// does, the class, code and times of the last result belong to the probe before it.
+    #[must_use]
+    pub fn probe_running(&self) -> bool {
+        match (self.live.last_run, self.live.finished) {
+            (Some(sent), Some(arrived)) => sent > arrived,
+            (Some(_), None) => true,
+            (None, _) => false,
+        }
+    }
+
     /// Returns `used/budget per window` pairs.
     #[must_use]
     pub fn budget(&self) -> Vec<(String, u64, u64)> {
@@ -863,6 +874,27 @@ mod tests {
         dropped.inherit(&before, |_| {});
         assert_eq!(snapshot_of(&dropped).credit(), None);
         assert!(!dropped.saved().contains("42.5"), "{}", dropped.saved());
+    }
+
+    #[test]
+    fn probe_running_from_send_to_result() {
+        let status = status();
+        let at = |seconds: u64| SystemTime::UNIX_EPOCH + Duration::from_secs(seconds);
+        assert!(!snapshot_of(&status).probe_running(), "nothing sent yet");
+        status.sent(at(100));
+        assert!(snapshot_of(&status).probe_running());
+        let took = Duration::from_millis(300);
+        status.result(Class::Ok, Some(200), took, at(101), "", |_| {});
+        assert!(!snapshot_of(&status).probe_running());
+        status.sent(at(110));
+        assert!(snapshot_of(&status).probe_running());
+        let restored = status_with("");
+        restored.restore(&status.saved()).unwrap();
+        assert!(
+            restored.saved().contains("\"finished\":101.0"),
+            "{}",
+            restored.saved()
+        );
     }
 
     #[test]

@@ -282,8 +282,20 @@ struct StatusDocument {
 #[derive(Serialize)]
 struct EndpointDocument {
     health: &'static str,
+    /// Whether a probe was sent whose result has not arrived yet.
+    probe_running: bool,
     #[serde(flatten)]
     snapshot: Snapshot,
+}
+
+impl EndpointDocument {
+    fn new(snapshot: Snapshot) -> EndpointDocument {
+        EndpointDocument {
+            health: snapshot.health(),
+            probe_running: snapshot.probe_running(),
+            snapshot,
+        }
+    }
 }
 
 async fn status_json(State(state): State<AppState>) -> Json<StatusDocument> {
@@ -291,10 +303,7 @@ async fn status_json(State(state): State<AppState>) -> Json<StatusDocument> {
         .board
         .snapshot()
         .into_iter()
-        .map(|snapshot| EndpointDocument {
-            health: snapshot.health(),
-            snapshot,
-        })
+        .map(EndpointDocument::new)
         .collect();
     Json(StatusDocument {
         version: env!("CARGO_PKG_VERSION"),
@@ -631,13 +640,11 @@ mod tests {
         let endpoints: Vec<EndpointDocument> = board
             .snapshot()
             .into_iter()
-            .map(|snapshot| EndpointDocument {
-                health: snapshot.health(),
-                snapshot,
-            })
+            .map(EndpointDocument::new)
             .collect();
         let json = serde_json::to_string(&endpoints[0]).unwrap();
         assert_eq!(json.matches("\"health\"").count(), 1, "{json}");
         assert!(json.contains("\"health\":\"pending\""), "{json}");
+        assert!(json.contains("\"probe_running\":false"), "{json}");
     }
 }

@@ -84,7 +84,11 @@ pub(super) fn render(endpoints: &[Snapshot], now: SystemTime, ready: bool) -> St
             class = e.class().unwrap_or("-"),
             detail = escape(e.detail().unwrap_or("")),
             code = e.status_code().map_or("-".to_owned(), |c| c.to_string()),
-            last = relative(last_run, now),
+            last = if e.probe_running() {
+                format!("{}, running", relative(last_run, now))
+            } else {
+                relative(last_run, now)
+            },
             success = relative(last_success, now),
             next = escape(&next),
             interval = escape(e.interval()),

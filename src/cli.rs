@@ -218,10 +218,21 @@ pub fn parse_listen_address(text: &str) -> Result<SocketAddr, String> {
 }
 
 fn parse_count(text: &str) -> Result<usize, String> {
-    text.trim().parse().map_err(|_| {
-        format!("invalid count {text:?}: write a whole number from 0, such as 40; 0 means no limit")
-    })
+    let invalid = || {
+        format!(
+            "invalid count {text:?}: write a whole number from 0 to 1000000, such as 40; 0 means no limit"
+        )
+    };
+    let count: usize = text.trim().parse().map_err(|_| invalid())?;
+    if count > MAX_COUNT {
+        return Err(invalid());
+    }
+    Ok(count)
 }
+
+/// The largest `--web.max-requests`, far above any number of scrapers and below the most
+/// permits a tokio semaphore can hold.
+const MAX_COUNT: usize = 1_000_000;
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text)
@@ -236,11 +247,12 @@ mod tests {
     fn max_requests_is_a_whole_number() {
         assert_eq!(parse_count("40"), Ok(40));
         assert_eq!(parse_count("0"), Ok(0));
-        for bad in ["-1", "abc", "1.5", ""] {
+        assert_eq!(parse_count("1000000"), Ok(1_000_000));
+        for bad in ["-1", "abc", "1.5", "", "1000001", "18446744073709551615"] {
             assert_eq!(
                 parse_count(bad),
                 Err(format!(
-                    "invalid count {bad:?}: write a whole number from 0, such as 40; 0 means no limit"
+                    "invalid count {bad:?}: write a whole number from 0 to 1000000, such as 40; 0 means no limit"
                 ))
             );
         }

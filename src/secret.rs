@@ -57,16 +57,23 @@ impl fmt::Display for Secret {
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
     /// The environment variable is not set.
-    #[error("environment variable {0} is not set; export it before starting ratewatch")]
+    #[error(
+        "environment variable {} is not set; export it before starting ratewatch",
+        shown_name(.0)
+    )]
     EnvMissing(String),
     /// The name is not an environment variable name. It is not kept, because a name with a
-    /// space, `=` or `:` in it is more likely the secret itself, written in place of a name.
+    /// space, `=`, `:` or `/` in it is more likely the secret itself, written in place of a
+    /// name.
     #[error(
-        "the name in {{ env: NAME }} is not an environment variable name, so it is not shown in case it is the secret itself; write the name of a variable that holds the secret, made of letters, digits and _"
+        "the name in {{ env: NAME }} is not an environment variable name, so it is not shown in case it is the secret itself; write the name of a variable that holds the secret, such as API_TOKEN"
     )]
     EnvName,
     /// The environment variable is set but empty or not UTF-8.
-    #[error("environment variable {0} is empty or not valid UTF-8; set it to the secret value")]
+    #[error(
+        "environment variable {} is empty or not valid UTF-8; set it to the secret value",
+        shown_name(.0)
+    )]
     EnvInvalid(String),
     /// The file could not be read.
     #[error(
@@ -153,21 +160,36 @@ impl SecretSource {
     }
 }
 
-/// Reports whether `name` is a portable environment variable name: a letter or `_`, then
-/// letters, digits and `_`.
+/// Reports whether `name` can be an environment variable name as configs write them:
+/// ASCII letters, digits, `_`, `-` and `.`, as Kubernetes and Docker env files allow.
 fn is_env_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
-/// Returns `path` for a message, unless it looks like a token written in place of a path:
-/// 20 characters or more with no `/` and no `.`.
+/// Returns `name` for a message when it reads like a conventional variable name: capital
+/// letters, digits and `_`, as in `API_TOKEN`. Any other name is not shown, because tokens
+/// such as `ghp_...` or `sk_live_...` pass [`is_env_name`] too. The message still gives the
+/// line and column of the reference.
+fn shown_name(name: &str) -> String {
+    if name
+        .chars()
+        .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+    {
+        name.to_owned()
+    } else {
+        "(name not shown, because it may be the secret itself)".to_owned()
+    }
+}
+
+/// Returns `path` for a message, unless it may be a token written in place of a path: 20
+/// characters or more that start with neither `/` nor `.`. The message still gives the line
+/// and column of the reference.
 fn shown_path(path: &Path) -> String {
     let text = path.to_string_lossy();
-    if text.chars().count() >= 20 && !text.contains(['/', '.']) {
+    if text.chars().count() >= 20 && !text.starts_with(['/', '.']) {
         "(not shown, because it may be the secret itself)".to_owned()
     } else {
         path.display().to_string()
@@ -294,6 +316,36 @@ mod tests {
             error.to_string(),
             "environment variable RATEWATCH_TEST_UNSET_4711 is not set; export it before starting ratewatch"
         );
+
+        // Tokens made only of name characters are accepted as names, but never shown.
+        for token in [
+            "ghp_AbC123CANARYdef456",
+            "sk_live_51HCANARY",
+            "eyJhbGciOi.CANARY.sig",
+        ] {
+            let error = source
+                .resolve(&SecretRef::Env(token.to_owned()))
+                .expect_err("a token resolved as a variable");
+            let message = error.to_string();
+            assert!(matches!(error, SecretError::EnvMissing(_)), "{message}");
+            assert!(!message.contains("CANARY"), "{message}");
+            assert!(message.contains("name not shown"), "{message}");
+        }
+    }
+
+    #[test]
+    fn env_names_with_dash_and_dot_are_read() {
+        let source = SecretSource::from_env()
+            .with_fallback("api-key.v2", "from-fallback")
+            .with_fallback("api_token", "lower");
+        let secret = source
+            .resolve(&SecretRef::Env("api-key.v2".to_owned()))
+            .unwrap();
+        assert_eq!(secret.expose(), "from-fallback");
+        let secret = source
+            .resolve(&SecretRef::Env("api_token".to_owned()))
+            .unwrap();
+        assert_eq!(secret.expose(), "lower");
     }
 
     #[test]
@@ -312,5 +364,9 @@ mod tests {
         let message = error.to_string();
         assert!(!message.contains("CANARY"), "{message}");
         assert!(message.contains("no such file"), "{message}");
+        let error = source
+            .resolve(&SecretRef::File("eyJhbGciOi.CANARY.signature".into()))
+            .unwrap_err();
+        assert!(!error.to_string().contains("CANARY"), "{error}");
     }
 }

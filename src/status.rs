@@ -86,6 +86,9 @@ struct Live {
     /// again can move `last_success` back as well as forward.
     #[serde(skip)]
     success_before: Option<f64>,
+    /// Probes sent whose result has not arrived yet. Not saved: a restart has none.
+    #[serde(skip)]
+    in_flight: u32,
     next_run: Option<f64>,
     paused_until: Option<f64>,
     consecutive_failures: u64,
@@ -195,11 +198,7 @@ impl Snapshot {
     /// does, the class, code and times of the last result belong to the probe before it.
     #[must_use]
     pub fn probe_running(&self) -> bool {
-        match (self.live.last_run, self.live.finished) {
-            (Some(sent), Some(arrived)) => sent > arrived,
-            (Some(_), None) => true,
-            (None, _) => false,
-        }
+        self.live.in_flight > 0
     }
 
     /// Returns `used/budget per window` pairs.
@@ -337,6 +336,7 @@ impl EndpointStatus {
     pub fn sent(&self, at: SystemTime) {
         self.update_current(|live, _| {
             live.probes += 1;
+            live.in_flight = live.in_flight.saturating_add(1);
             live.last_run = Some(unix_seconds(at));
         });
     }
@@ -366,6 +366,7 @@ impl EndpointStatus {
             live.duration_seconds = Some(duration.as_secs_f64());
             live.finished = Some(unix_seconds(finished));
             live.success_before = live.last_success;
+            live.in_flight = live.in_flight.saturating_sub(1);
             live.judge_status(&static_part.expected);
             live.judge(static_part.degraded_after);
             let success = live.success == Some(true);
@@ -888,13 +889,22 @@ mod tests {
         assert!(!snapshot_of(&status).probe_running());
         status.sent(at(110));
         assert!(snapshot_of(&status).probe_running());
+        // A restart has no probe in flight, whatever the saved times say.
         let restored = status_with("");
         restored.restore(&status.saved()).unwrap();
+        assert!(!snapshot_of(&restored).probe_running());
         assert!(
             restored.saved().contains("\"finished\":101.0"),
             "{}",
             restored.saved()
         );
+
+        // A reload keeps the probe in flight until its result reaches the successor.
+        let after = Arc::new(status_with(""));
+        after.inherit(&status, |_| {});
+        assert!(snapshot_of(&after).probe_running());
+        status.result(Class::Ok, Some(200), took, at(111), "", |_| {});
+        assert!(!snapshot_of(&after).probe_running());
     }
 
     #[test]

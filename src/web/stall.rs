@@ -106,7 +106,9 @@ impl<Io: AsyncWrite + Unpin> AsyncWrite for StallLimit<Io> {
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_shutdown(cx)
+        // Over TLS a shutdown writes close_notify, which also waits for the client to read.
+        let poll = Pin::new(&mut self.io).poll_shutdown(cx);
+        self.track(cx, poll)
     }
 }
 

@@ -37,10 +37,10 @@ struct Static {
     method: String,
     interval: String,
     interval_seconds: f64,
-    expect: String,
-    /// The status codes that count as success, to judge a result again after a reload.
-    #[serde(skip)]
-    expected: Expect,
+    /// The status codes that count as success, shown as written in the config and used to
+    /// judge a result again after a reload.
+    #[serde(serialize_with = "serialize_expect")]
+    expect: Expect,
     budget: Vec<WindowView>,
     #[serde(skip)]
     degraded_after: Option<Duration>,
@@ -282,8 +282,7 @@ impl EndpointStatus {
                 method: endpoint.method.to_string(),
                 interval: format_duration(endpoint.plan.interval),
                 interval_seconds: endpoint.plan.interval.as_secs_f64(),
-                expect: endpoint.expect.describe(),
-                expected: endpoint.expect.clone(),
+                expect: endpoint.expect.clone(),
                 budget,
                 degraded_after: endpoint.degraded_after,
                 reads_credit: endpoint.credit.is_some(),
@@ -367,7 +366,7 @@ impl EndpointStatus {
             live.finished = Some(unix_seconds(finished));
             live.success_before = live.last_success;
             live.in_flight = live.in_flight.saturating_sub(1);
-            live.judge_status(&static_part.expected);
+            live.judge_status(&static_part.expect);
             live.judge(static_part.degraded_after);
             let success = live.success == Some(true);
             record(success);
@@ -492,7 +491,7 @@ impl Live {
     /// this result, and sets `last_success` to when it arrived for a success, or back to the
     /// success before it for a failure.
     fn rejudge(&mut self, current: &Static) {
-        if self.judge_status(&current.expected) {
+        if self.judge_status(&current.expect) {
             let success = self.success == Some(true);
             let rate_limited = self.class == Some(Class::RateLimited.as_str());
             self.consecutive_successes = u64::from(success);
@@ -546,6 +545,14 @@ impl Live {
             _ => self.probe_detail.clone(),
         };
     }
+}
+
+/// Writes `expect` as the config writes it, such as `200-299`.
+fn serialize_expect<S: serde::Serializer>(
+    expect: &Expect,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&expect.describe())
 }
 
 /// Returns the health of one result: a success that exceeded `degraded_after` is degraded,
@@ -889,7 +896,7 @@ mod tests {
         assert!(!snapshot_of(&status).probe_running());
         status.sent(at(110));
         assert!(snapshot_of(&status).probe_running());
-        // A restart has no probe in flight, whatever the saved times say.
+        // A restart has no probe in flight, whatever times the saved state contains.
         let restored = status_with("");
         restored.restore(&status.saved()).unwrap();
         assert!(!snapshot_of(&restored).probe_running());
@@ -1010,7 +1017,7 @@ mod tests {
     }
 
     #[test]
-    fn new_expect_never_turns_a_failed_read_into_success() {
+    fn new_expect_keeps_failed_reads_failed() {
         let table = [
             (Class::BodyError, Some(200), "body has no credit balance"),
             (Class::Timeout, None, "timed out"),

@@ -178,6 +178,11 @@ type ScrapeChunk = Result<Bytes, ScrapeError>;
 async fn metrics(State(state): State<AppState>) -> Response {
     let Some(permit) = state.scrapes.try_start() else {
         state.metrics.scrapes_rejected.inc();
+        // Debug only, so a flood of scrapes cannot flood the log; the counter shows them.
+        tracing::debug!(
+            max_requests = state.scrapes.max,
+            "scrape of /metrics rejected because the maximum is in progress"
+        );
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             format!(
@@ -646,5 +651,6 @@ mod tests {
         assert_eq!(json.matches("\"health\"").count(), 1, "{json}");
         assert!(json.contains("\"health\":\"pending\""), "{json}");
         assert!(json.contains("\"probe_running\":false"), "{json}");
+        assert!(json.contains("\"expect\":\"200-299\""), "{json}");
     }
 }

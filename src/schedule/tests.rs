@@ -416,7 +416,7 @@ async fn reload_during_probe_keeps_its_result() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn reload_during_probe_judges_its_response_by_new_expect() {
+async fn in_flight_probe_judged_by_new_expect() {
     let prober = Arc::new(FakeProber::with_latency(Duration::from_secs(3)));
     prober.script("a", vec![Answer::status(404)]);
     let metrics = Metrics::new().unwrap();
@@ -427,7 +427,7 @@ async fn reload_during_probe_judges_its_response_by_new_expect() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    // The operator learns that the endpoint answers 404 by design while its probe is in
+    // The operator learns that the endpoint returns 404 by design while its probe is in
     // flight. The probe ends under the new config, so its 404 is a success.
     let applied = scheduler.apply(&config(
         "      - { name: a, path: a, interval: 60s, expect: [404] }\n",

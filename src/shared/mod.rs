@@ -768,7 +768,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn client_timeout_is_the_same_error_as_our_own() {
+    async fn client_timeout_maps_to_timeout_error() {
         let url = RedactedUrl::new("rediss://:hunter2@127.0.0.1:6380/");
         let client_timeout = async {
             Err::<(), _>(RedisError::from(std::io::Error::from(

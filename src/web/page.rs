@@ -161,6 +161,20 @@ mod tests {
             .collect()
     }
 
+    /// Renders the page of `statuses` at `now`.
+    fn page_of(statuses: Vec<Arc<EndpointStatus>>, now: SystemTime, ready: bool) -> String {
+        let board = StatusBoard::default();
+        board.set_endpoints(statuses);
+        render(&board.snapshot(), now, ready)
+    }
+
+    /// Returns the table rows of a rendered page.
+    fn rows_of(page: &str) -> Vec<&str> {
+        page.lines()
+            .filter(|line| line.starts_with("<tr class="))
+            .collect()
+    }
+
     #[test]
     fn slow_success_renders_as_degraded() {
         let statuses = statuses_of(
@@ -183,14 +197,8 @@ mod tests {
             "",
             |_| {},
         );
-        let board = StatusBoard::default();
-        board.set_endpoints(statuses);
-
-        let page = render(&board.snapshot(), now, true);
-        let rows: Vec<&str> = page
-            .lines()
-            .filter(|l| l.starts_with("<tr class="))
-            .collect();
+        let page = page_of(statuses, now, true);
+        let rows = rows_of(&page);
         assert_eq!(rows.len(), 2, "{page}");
         assert!(
             rows[0].starts_with(
@@ -223,14 +231,8 @@ mod tests {
         let next = now + Duration::from_secs(4);
         statuses[0].schedule(next, Some(now + Duration::from_secs(14)), &[]);
         statuses[1].schedule(next, Some(now - Duration::from_secs(1)), &[]);
-        let board = StatusBoard::default();
-        board.set_endpoints(statuses);
-
-        let page = render(&board.snapshot(), now, true);
-        let rows: Vec<&str> = page
-            .lines()
-            .filter(|l| l.starts_with("<tr class="))
-            .collect();
+        let page = page_of(statuses, now, true);
+        let rows = rows_of(&page);
         assert!(
             rows[0].contains("<td>paused, next in 14s</td>"),
             "{}",
@@ -263,13 +265,11 @@ mod tests {
     #[test]
     fn not_ready_page_says_no_probes_are_sent() {
         let statuses = statuses_of("      - { name: a, path: a, interval: 10s }\n");
-        let board = StatusBoard::default();
-        board.set_endpoints(statuses);
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
 
-        let ready = render(&board.snapshot(), now, true);
+        let ready = page_of(statuses.clone(), now, true);
         assert!(!ready.contains("not-ready\""), "{ready}");
-        let not_ready = render(&board.snapshot(), now, false);
+        let not_ready = page_of(statuses, now, false);
         assert!(
             not_ready.contains(
                 "<p class=\"not-ready\" role=\"alert\">Not ready, so no probes are sent:"

@@ -130,7 +130,7 @@ pub fn get(url: &str) -> Option<(u16, String)> {
 }
 
 /// Sends an empty POST to `url` with a blocking client, `None` on any failure. A reload
-/// answers only once it is done, so the timeout is longer than that of [`get`].
+/// responds only once it is done, so the timeout is longer than that of [`get`].
 pub fn post(url: &str) -> Option<(u16, String)> {
     send(reqwest::Method::POST, url, Duration::from_secs(10))
 }

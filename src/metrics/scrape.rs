@@ -37,11 +37,11 @@ pub(super) struct ChunkPool {
 }
 
 impl ChunkPool {
-    /// Returns an empty buffer of at least `capacity` bytes, a kept one when there is one.
+    /// Returns an empty buffer of at least `capacity` bytes, reusing a free one when there is one.
     /// `capacity` must not be 0, because [`ChunkPool::put`] ignores empty buffers.
     fn take(&self, capacity: usize) -> Vec<u8> {
-        let kept = lock(&self.free).pop();
-        let mut buffer = kept.unwrap_or_default();
+        let reused = lock(&self.free).pop();
+        let mut buffer = reused.unwrap_or_default();
         buffer.clear();
         buffer.reserve(capacity);
         self.in_use.fetch_add(1, Ordering::Relaxed);
@@ -55,9 +55,9 @@ impl ChunkPool {
             return;
         }
         self.in_use.fetch_sub(1, Ordering::Relaxed);
-        let mut kept = lock(&self.free);
-        if kept.len() < POOL_MAX {
-            kept.push(buffer);
+        let mut free = lock(&self.free);
+        if free.len() < POOL_MAX {
+            free.push(buffer);
         }
     }
 
